@@ -1,0 +1,1 @@
+"""Sans-io foundations: clocks, errors with status hints, reference IDs. Stdlib only."""

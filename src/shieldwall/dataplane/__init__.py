@@ -1,0 +1,1 @@
+"""The only package with asyncio/uvloop/httptools socket code. See docs/architecture.md."""

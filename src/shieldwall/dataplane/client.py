@@ -1,0 +1,455 @@
+"""The client side of a connection: strict parsing, connection guards, pipelining, and handing requests on.
+
+httptools' callbacks only collect fields; validation happens once the head is complete
+(shieldwall.http1.request). Deadlines are not timers: each connection keeps a few timestamps and the
+server's sweeper checks them twice a second (see `on_tick`), so a request costs no timer operations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from shieldwall.core.errors import BadRequest, HttpError
+from shieldwall.dataplane.accesslog import LogRecord
+from shieldwall.dataplane.exchange import Exchange
+from shieldwall.http1.error_page import error_response, wants_json
+from shieldwall.http1.forwarding import ForwardingContext
+from shieldwall.http1.request import validate_request_head
+from shieldwall.net.client_identity import client_prefix, normalise_ip, resolve_client_ip
+
+if TYPE_CHECKING:
+    from shieldwall.dataplane.server import ListenerRuntime, ShieldServer
+
+log = logging.getLogger("shieldwall.dataplane")
+
+# Parser phases
+_IDLE, _HEAD, _BODY = 0, 1, 2
+# Reasons to pause reading from the client (a bit each; reading resumes when none is left)
+PAUSE_PIPELINE, PAUSE_UPSTREAM, PAUSE_CLOSING = 1, 2, 4
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, server: ShieldServer, listener: ListenerRuntime, reported_ip: str | None = None) -> None:
+        """`reported_ip`: the client address a PROXY protocol header gave (behind an L4 balancer)."""
+        self.server = server
+        self.listener = listener
+        self.limits = server.settings.limits
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer_ip = ""
+        self.client_ip = ""
+        self.prefix = ""
+        self.counted = False
+        self.peer_trusted = False
+        self.reported_ip = reported_ip
+        # parsing state of the message being read
+        self.phase = _HEAD  # until the first request head is complete
+        self.head_started = 0.0
+        self.head_bytes = 0
+        self._url: list[bytes] = []
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._trailers: list[tuple[bytes, bytes]] = []
+        self._reading: Exchange | None = None  # exchange whose request is being parsed
+        self.body_started = 0.0
+        self.body_counted = 0
+        # exchanges: the one being answered, then pipelined ones in order
+        self.current: Exchange | None = None
+        self.pipeline: deque[Exchange] = deque()
+        self.requests = 0
+        self.no_more_requests = False  # after Connection: close, an upgrade, or a parse error
+        self.idle_since = 0.0
+        self.paused = 0
+        self.write_paused_since = 0.0
+        self.tunnel: asyncio.Transport | None = None
+        self.closing = False
+
+    # ---------------------------------------------------------------- connection lifecycle
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports don't subclass it
+        peer = transport.get_extra_info("peername")
+        self.peer_ip = normalise_ip(peer[0]) if peer else "0.0.0.0"
+        now = self.server.clock.monotonic()
+        self.idle_since = now
+        self.head_started = now  # a connection that never sends a byte is held to the header deadline
+        self._identify(self.reported_ip or self.peer_ip)
+
+    def _identify(self, ip: str) -> None:
+        """Know the client's address: count it against the connection caps or refuse it at once."""
+        self.client_ip = ip
+        self.prefix = client_prefix(ip)
+        self.peer_trusted = self.server.trusted.contains(self.peer_ip)
+        refused = self.server.caps.admit(ip, self.prefix)
+        if refused is not None:
+            self.server.stats_refused[refused] = self.server.stats_refused.get(refused, 0) + 1
+            assert self.transport is not None
+            self.transport.abort()
+            return
+        self.counted = True
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.server.connections.discard(self)
+        if self.counted:
+            self.counted = False
+            self.server.caps.release(self.client_ip, self.prefix)
+        for ex in (self.current, *self.pipeline):
+            if ex is not None:
+                ex.cancelled = True
+                if ex.upstream is not None:
+                    ex.upstream.client_gone(ex)
+        self.current = None
+        self.pipeline.clear()
+        if self.tunnel is not None:
+            self.tunnel.close()
+            self.tunnel = None
+
+    def pause_writing(self) -> None:
+        self.write_paused_since = self.server.clock.monotonic()
+        ex = self.current
+        if ex is not None and ex.upstream is not None:
+            ex.upstream.pause_reading()
+        elif self.tunnel is not None:
+            self.tunnel.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused_since = 0.0
+        ex = self.current
+        if ex is not None and ex.upstream is not None:
+            ex.upstream.resume_reading()
+        elif self.tunnel is not None:
+            self.tunnel.resume_reading()
+
+    def _pause(self, reason: int) -> None:
+        if not self.paused and self.transport is not None:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        if not self.paused & reason:
+            return
+        self.paused &= ~reason
+        if not self.paused and self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+            # slowness while we held reads back is ours, not the client's
+            self.body_started = self.server.clock.monotonic()
+            self.body_counted = 0
+
+    def pause_for_upstream(self) -> None:
+        self._pause(PAUSE_UPSTREAM)
+
+    def resume_for_upstream(self) -> None:
+        self._resume(PAUSE_UPSTREAM)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.write(data)
+
+    # ---------------------------------------------------------------- bytes in
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.write(data)
+            return
+        if self.no_more_requests:
+            return  # bytes after the last request we will answer are ignored, never parsed
+        if self.phase == _IDLE:
+            self.phase = _HEAD
+            self.head_started = self.server.clock.monotonic()
+            self.head_bytes = 0
+        if self.phase == _HEAD:
+            self.head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._upgraded(data[exc.args[0] :])
+            return
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            err = cause if isinstance(cause, HttpError) else HttpError(500, "internal error")
+            if not isinstance(cause, HttpError):
+                log.exception("unexpected error while parsing a request", exc_info=cause)
+            self._fail_request(err)
+            return
+        except httptools.HttpParserInvalidMethodError:
+            self._fail_request(BadRequest("invalid method"))
+            return
+        except httptools.HttpParserError as exc:
+            if self.no_more_requests:
+                return  # e.g. garbage after a `Connection: close` request: ignored, never forwarded
+            status = 505 if "version" in str(exc).lower() else 400
+            self._fail_request(HttpError(status, str(exc)))
+            return
+        if self.phase == _HEAD and self.head_bytes > self.limits.max_header_bytes + self.limits.max_request_line:
+            self._fail_request(HttpError(431, "request head too large"))
+
+    # ---------------------------------------------------------------- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self.phase = _HEAD
+        self._url = []
+        self._headers = []
+        self._trailers = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+        if sum(map(len, self._url)) > self.limits.max_request_line:
+            raise HttpError(414, "request target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.phase == _BODY:
+            self._trailers.append((name, value))
+            if len(self._trailers) > self.limits.max_header_count:
+                raise HttpError(431, "too many trailer fields")
+            return
+        self._headers.append((name, value))
+        if len(self._headers) > self.limits.max_header_count:
+            raise HttpError(431, "too many header fields")
+
+    def on_headers_complete(self) -> None:
+        now = self.server.clock.monotonic()
+        target = b"".join(self._url)
+        size = sum(len(n) + len(v) + 4 for n, v in self._headers)
+        if size > self.limits.max_header_bytes:
+            raise HttpError(431, "request header fields too large")
+        head = validate_request_head(
+            self.parser.get_method(), target, self.parser.get_http_version().encode(), self._headers
+        )
+        limit = self.limits.max_body_bytes
+        if limit and head.content_length is not None and head.content_length > limit:
+            raise HttpError(413, "request body too large")
+        self.requests += 1
+        if self.requests >= self.limits.max_requests_per_connection or self.server.draining:
+            head.keep_alive = False
+        self.phase = _BODY
+        self.body_started = now
+        self.body_counted = 0
+        ex = Exchange(self, head, now)
+        self._reading = ex
+        if self.current is None:
+            self._begin(ex)
+        else:
+            self.pipeline.append(ex)
+            self._pause(PAUSE_PIPELINE)
+
+    def on_body(self, body: bytes) -> None:
+        ex = self._reading
+        assert ex is not None
+        self.body_counted += len(body)
+        limit = self.limits.max_body_bytes
+        if limit and ex.body_received + len(body) > limit:
+            raise HttpError(413, "request body too large")
+        if not ex.cancelled:
+            ex.request_body(body)
+
+    def on_message_complete(self) -> None:
+        ex = self._reading
+        assert ex is not None and ex.head is not None
+        self.phase = _IDLE
+        self._reading = None
+        if not ex.head.keep_alive:
+            self.no_more_requests = True
+        if not ex.cancelled:
+            ex.request_done(self._trailers)
+
+    # ---------------------------------------------------------------- exchanges
+
+    def _begin(self, ex: Exchange) -> None:
+        self.current = ex
+        if ex.error is not None:
+            self._answer_error(ex, ex.error)
+            return
+        self.server.pool.acquire(ex)
+
+    def forwarding_context(self) -> ForwardingContext:
+        return ForwardingContext(
+            client_ip=self.client_ip,
+            peer_ip=self.peer_ip,
+            peer_trusted=self.peer_trusted,
+            scheme=self.listener.scheme,
+            via=self.server.via,
+        )
+
+    def resolved_client_ip(self, forwarded_for: list[bytes]) -> str:
+        if self.peer_trusted and forwarded_for:
+            return resolve_client_ip(self.peer_ip, forwarded_for, self.server.trusted)
+        return self.client_ip
+
+    def _fail_request(self, err: HttpError) -> None:
+        """The bytes being parsed are bad: answer (after the requests before it) and close."""
+        self.no_more_requests = True
+        self._pause(PAUSE_CLOSING)
+        ex = self._reading or Exchange(self, None, self.server.clock.monotonic())
+        ex.error = err
+        self._reading = None
+        self.phase = _IDLE
+        if ex is self.current:
+            if ex.upstream is not None:
+                ex.upstream.client_gone(ex)  # a partial message was sent: that connection is not reused
+            if ex.response_started:
+                self.abort()
+            else:
+                self._answer_error(ex, err)
+        elif self.current is None:
+            self._begin(ex)
+        elif ex not in self.pipeline:
+            self.pipeline.append(ex)
+
+    def _answer_error(self, ex: Exchange, err: HttpError) -> None:
+        accept = None
+        if ex.head is not None:
+            for name, value in ex.head.headers:
+                if name.lower() == b"accept":
+                    accept = value
+        ref = ex.reference()
+        payload = error_response(err.status, ref, json_body=wants_json(accept))
+        if err.status >= 500:
+            log.warning("answered %d to %s: %s (ref %s)", err.status, self.client_ip, err.reason, ref)
+        self.no_more_requests = True
+        ex.status = err.status
+        ex.bytes_sent = len(payload)
+        self.write(payload)
+        self.finish_exchange(ex, keep_alive=False)
+
+    def answer_upstream_failure(self, ex: Exchange, status: int, reason: str) -> None:
+        """The origin could not give an answer (502/503/504): the branded page, then close."""
+        if ex.response_started:
+            self.abort()
+            return
+        if ex is self.current:
+            self._answer_error(ex, HttpError(status, reason))
+
+    def response_head(self, ex: Exchange, head: bytes, status: int, keep_alive: bool) -> None:
+        ex.response_started = True
+        ex.status = status
+        ex.response_keep_alive = keep_alive
+        ex.bytes_sent += len(head)
+        self.write(head)
+
+    def response_body(self, ex: Exchange, data: bytes) -> None:
+        ex.bytes_sent += len(data)
+        self.write(data)
+
+    def finish_exchange(self, ex: Exchange, keep_alive: bool) -> None:
+        """The response is complete on the wire (as far as we are concerned)."""
+        now = self.server.clock.monotonic()
+        self._log(ex, now)
+        if ex is not self.current:
+            return
+        self.current = None
+        if not keep_alive or self.closing:
+            self.no_more_requests = True
+            self.pipeline.clear()
+            self.close()
+            return
+        if self.pipeline:
+            nxt = self.pipeline.popleft()
+            if not self.pipeline:
+                self._resume(PAUSE_PIPELINE)
+            self._begin(nxt)
+            return
+        self.idle_since = now
+        self._resume(PAUSE_PIPELINE)
+
+    def _log(self, ex: Exchange, now: float) -> None:
+        head = ex.head
+        referer = user_agent = b""
+        if head is not None:
+            for name, value in head.headers:
+                lname = name.lower()
+                if lname == b"referer":
+                    referer = value
+                elif lname == b"user-agent":
+                    user_agent = value
+        self.server.access_log.record(
+            LogRecord(
+                client_ip=self.client_ip,
+                method=head.method if head else b"-",
+                target=head.target if head else b"-",
+                version=head.version if head else b"1.1",
+                status=ex.status,
+                bytes_sent=ex.bytes_sent,
+                referer=referer,
+                user_agent=user_agent,
+                duration=now - ex.started_at,
+                ref_id=ex.ref_id,
+                worker=self.server.worker_id,
+            ),
+            self.server.clock.wall(),
+        )
+
+    # ---------------------------------------------------------------- upgrades (WebSocket tunnels)
+
+    def _upgraded(self, leftover: bytes) -> None:
+        """llhttp stops at the end of an upgrade request; what follows belongs to the tunnel."""
+        self.no_more_requests = True
+        ex = self.current if self.current is not None and self.current.head else None
+        if ex is None or ex.head is None or ex.head.upgrade is None:
+            return  # an Upgrade we do not tunnel (h2c, ...): answered as plain HTTP, then closed
+        if leftover:
+            ex.pending.append(leftover)
+            ex.pending_bytes += len(leftover)
+
+    def start_tunnel(self, ex: Exchange, upstream_transport: asyncio.Transport, leftover: bytes) -> None:
+        self.tunnel = upstream_transport
+        self.current = None
+        self._log(ex, self.server.clock.monotonic())
+        if leftover:
+            self.write(leftover)
+        if ex.pending:
+            upstream_transport.write(b"".join(ex.pending))
+            ex.pending.clear()
+        self.no_more_requests = False
+        self.paused = 0
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    # ---------------------------------------------------------------- deadlines and closing
+
+    def on_tick(self, now: float) -> None:
+        """Called by the server's sweeper about twice a second."""
+        limits = self.limits
+        if self.write_paused_since and now - self.write_paused_since > limits.send_timeout:
+            self.server.stats_refused["send_timeout"] = self.server.stats_refused.get("send_timeout", 0) + 1
+            self.abort()  # slow read: the client is not taking our response
+            return
+        if self.tunnel is not None or self.paused:
+            return
+        if self.phase == _HEAD:
+            if now - self.head_started > limits.header_timeout:
+                self._deadline_missed("header_timeout")
+        elif self.phase == _BODY:
+            elapsed = now - self.body_started
+            if (
+                limits.min_body_rate
+                and elapsed > limits.body_grace
+                and self.body_counted < limits.min_body_rate * elapsed
+            ):
+                self._deadline_missed("min_body_rate")
+        elif self.current is None and now - self.idle_since > limits.keepalive_timeout:
+            self.close()
+        elif self.server.draining and self.current is None:
+            self.close()
+
+    def _deadline_missed(self, which: str) -> None:
+        self.server.stats_refused[which] = self.server.stats_refused.get(which, 0) + 1
+        if self.current is None and self._reading is None and self.head_bytes == 0 and self.requests == 0:
+            self.abort()  # never sent a byte: nothing to answer
+            return
+        self._fail_request(HttpError(408, which.replace("_", " ")))
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closing:
+            self.closing = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closing = True
+            self.transport.abort()

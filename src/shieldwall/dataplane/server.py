@@ -1,0 +1,213 @@
+"""ShieldServer: one worker's listeners, client connections, upstream pool, sweeper and access log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shieldwall.config.schema import Listener, Settings
+from shieldwall.core.clock import Clock, SystemClock
+from shieldwall.dataplane.accesslog import AccessLog
+from shieldwall.dataplane.client import ClientConnection
+from shieldwall.dataplane.upstream import UpstreamPool
+from shieldwall.net.client_identity import TrustedProxies, normalise_ip
+from shieldwall.net.connection_caps import ConnectionCaps
+from shieldwall.net.proxy_protocol import ProxyProtocolError, parse_proxy_header
+
+log = logging.getLogger("shieldwall.dataplane")
+
+SWEEP_INTERVAL = 0.5  # seconds between deadline checks; every deadline is enforced within this slack
+_PROXY_HEADER_MAX = 536  # PROXY v2: 16-byte preamble + the longest address block we accept
+_ACCEPT_BATCH = 64
+
+
+@dataclass(slots=True)
+class ListenerRuntime:
+    settings: Listener
+    tls_context: ssl.SSLContext | None
+    scheme: bytes
+
+
+class _PendingProxyHeader:
+    """An accepted socket on a PROXY-protocol listener whose header has not fully arrived.
+
+    The header is read with MSG_PEEK and then consumed exactly, so TLS (when the listener terminates it)
+    starts on the very next byte — which a Protocol reading whole segments could not guarantee.
+    """
+
+    def __init__(self, server: ShieldServer, sock: socket.socket, listener: ListenerRuntime) -> None:
+        self.server = server
+        self.sock = sock
+        self.listener = listener
+        self.deadline = server.clock.monotonic() + server.settings.limits.header_timeout
+
+    def readable(self) -> None:
+        try:
+            peeked = self.sock.recv(_PROXY_HEADER_MAX, socket.MSG_PEEK)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.drop()
+            return
+        if not peeked:
+            self.drop()
+            return
+        try:
+            header = parse_proxy_header(peeked)
+        except ProxyProtocolError as exc:
+            log.info("bad PROXY header from %s: %s", self.sock.getpeername()[0], exc)
+            self.drop()
+            return
+        if header is None:
+            if len(peeked) >= _PROXY_HEADER_MAX:
+                self.drop()
+            return
+        self.sock.recv(header.consumed)
+        self.server.loop.remove_reader(self.sock.fileno())
+        self.server.pending_proxy.discard(self)
+        reported = normalise_ip(header.src_addr) if header.src_addr else None
+        self.server.adopt(self.sock, self.listener, reported)
+
+    def drop(self) -> None:
+        self.server.pending_proxy.discard(self)
+        try:
+            self.server.loop.remove_reader(self.sock.fileno())
+        except (ValueError, OSError):
+            pass
+        self.sock.close()
+
+
+class ShieldServer:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        clock: Clock | None = None,
+        worker_id: int = 0,
+    ) -> None:
+        self.settings = settings
+        self.loop = loop
+        self.clock = clock or SystemClock()
+        self.worker_id = worker_id
+        limits = settings.limits
+        self.caps = ConnectionCaps(
+            limits.max_connections, limits.max_connections_per_ip, limits.max_connections_per_prefix
+        )
+        self.trusted = TrustedProxies(settings.client_identity.trusted_proxies)
+        self.via = b"1.1 " + settings.server.via_name.encode()
+        self.pool = UpstreamPool(self)
+        self.access_log = AccessLog(settings.access_log)
+        self.connections: set[ClientConnection] = set()
+        self.pending_proxy: set[_PendingProxyHeader] = set()
+        self.stats_refused: dict[str, int] = {}
+        self.draining = False
+        self._servers: list[asyncio.Server] = []
+        self._proxy_sockets: list[socket.socket] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    # ---------------------------------------------------------------- starting and stopping
+
+    async def start(self, sockets: Sequence[tuple[Listener, socket.socket]]) -> None:
+        """Begin accepting on already-bound, listening sockets (one per listener)."""
+        for listener, sock in sockets:
+            ctx = None
+            if listener.tls:
+                from shieldwall.dataplane.tls import build_server_context  # noqa: PLC0415 (loads cryptography)
+
+                ctx = build_server_context(listener.certificates)
+            runtime = ListenerRuntime(listener, ctx, b"https" if ctx else b"http")
+            if listener.proxy_protocol:
+                sock.setblocking(False)
+                self.loop.add_reader(sock.fileno(), self._accept_proxied, sock, runtime)
+                self._proxy_sockets.append(sock)
+                continue
+            server = await self.loop.create_server(
+                lambda rt=runtime: ClientConnection(self, rt),  # type: ignore[misc]
+                sock=sock,
+                ssl=ctx,
+                ssl_handshake_timeout=self.settings.limits.tls_handshake_timeout if ctx else None,
+                backlog=4096,
+            )
+            self._servers.append(server)
+        self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._sweep)
+
+    def stop_accepting(self) -> None:
+        """Stop taking new connections; in-flight ones go on."""
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+        for sock in self._proxy_sockets:
+            self.loop.remove_reader(sock.fileno())
+        self._proxy_sockets.clear()
+
+    async def drain(self, grace: float) -> None:
+        """Wait up to `grace` s for in-flight requests to finish, then close every connection."""
+        self.draining = True
+        for conn in list(self.connections):
+            if conn.current is None and not conn.pipeline:
+                conn.close()
+        deadline = self.clock.monotonic() + grace
+        while self.connections and self.clock.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            conn.abort()
+        for pending in list(self.pending_proxy):
+            pending.drop()
+        self.pool.close_all()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self.access_log.close()
+
+    # ---------------------------------------------------------------- accepting
+
+    def _accept_proxied(self, lsock: socket.socket, listener: ListenerRuntime) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, _addr = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            pending = _PendingProxyHeader(self, sock, listener)
+            self.pending_proxy.add(pending)
+            self.loop.add_reader(sock.fileno(), pending.readable)
+
+    def adopt(self, sock: socket.socket, listener: ListenerRuntime, reported_ip: str | None) -> None:
+        """Hand an accepted socket (PROXY header consumed) to a ClientConnection, with TLS if configured."""
+        ctx = listener.tls_context
+
+        async def connect() -> None:
+            try:
+                await self.loop.connect_accepted_socket(
+                    lambda: ClientConnection(self, listener, reported_ip),
+                    sock,
+                    ssl=ctx,
+                    ssl_handshake_timeout=self.settings.limits.tls_handshake_timeout if ctx else None,
+                )
+            except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
+                log.debug("connection from %s failed during setup: %s", reported_ip, exc)
+                sock.close()
+
+        self.loop.create_task(connect())
+
+    # ---------------------------------------------------------------- periodic work
+
+    def _sweep(self) -> None:
+        now = self.clock.monotonic()
+        try:
+            for conn in list(self.connections):
+                conn.on_tick(now)
+            for pending in list(self.pending_proxy):
+                if now > pending.deadline:
+                    pending.drop()
+            self.pool.on_tick(now)
+            self.access_log.flush()
+        finally:
+            self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._sweep)

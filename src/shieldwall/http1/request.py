@@ -1,0 +1,143 @@
+"""Turning parsed request fields into a validated RequestHead, or an HttpError with the status to send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shieldwall.core.errors import BadRequest, HttpError
+from shieldwall.http1.fields import comma_tokens, host_is_valid, name_is_token, value_is_valid
+
+IDEMPOTENT_METHODS: frozenset[bytes] = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+
+
+@dataclass(slots=True)
+class RequestHead:
+    method: bytes
+    target: bytes  # origin-form (absolute-form is reduced to path + query) or "*"
+    version: bytes  # b"1.1" or b"1.0"
+    headers: list[tuple[bytes, bytes]]  # as received, names in their original case
+    host: bytes
+    content_length: int | None
+    chunked: bool
+    keep_alive: bool
+    expect_continue: bool
+    upgrade: bytes | None  # b"websocket" when a WebSocket tunnel is asked for
+    connection_tokens: list[bytes]
+    forwarded_for: list[bytes]
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+    @property
+    def idempotent(self) -> bool:
+        return self.method in IDEMPOTENT_METHODS and not self.has_body
+
+
+def _absolute_to_origin_form(target: bytes, host: bytes | None) -> tuple[bytes, bytes]:
+    """`http://h/a?b` → (`/a?b`, `h`); the authority must agree with Host when both are present."""
+    scheme, _, rest = target.partition(b"://")
+    if scheme.lower() not in (b"http", b"https") or not rest:
+        raise BadRequest("malformed absolute-form request target")
+    authority, slash, path = rest.partition(b"/")
+    if b"@" in authority or not authority or not host_is_valid(authority):
+        raise BadRequest("invalid authority in the request target")
+    if host is not None and host.lower() != authority.lower():
+        raise BadRequest("the request target's host disagrees with the Host header")
+    return slash + path if slash else b"/", authority
+
+
+def validate_request_head(
+    method: bytes, target: bytes, version: bytes, headers: list[tuple[bytes, bytes]]
+) -> RequestHead:
+    """Apply RFC 9112's MUSTs that llhttp leaves to us. Raises HttpError."""
+    if version not in (b"1.1", b"1.0"):
+        raise HttpError(505, "HTTP version not supported")
+    if method == b"CONNECT":
+        raise HttpError(405, "CONNECT is not proxied")
+    host: bytes | None = None
+    host_count = 0
+    content_length: int | None = None
+    te_values: list[bytes] = []
+    connection: list[bytes] = []
+    expect: bytes | None = None
+    upgrade: bytes | None = None
+    forwarded_for: list[bytes] = []
+    for name, value in headers:
+        if not name_is_token(name):
+            raise BadRequest("invalid header name")
+        if not value_is_valid(value):
+            raise BadRequest("invalid byte in a header value")
+        lname = name.lower()
+        if lname == b"host":
+            host_count += 1
+            host = value
+        elif lname == b"content-length":
+            if content_length is not None or not value.isdigit():
+                raise BadRequest("invalid or repeated Content-Length")
+            content_length = int(value)
+        elif lname == b"transfer-encoding":
+            te_values.append(value)
+        elif lname == b"connection":
+            connection.extend(comma_tokens(value))
+        elif lname == b"expect":
+            expect = value.strip(b" \t").lower()
+        elif lname == b"upgrade":
+            upgrade = value.strip(b" \t").lower()
+        elif lname == b"x-forwarded-for":
+            forwarded_for.append(value)
+
+    if host_count > 1:
+        raise BadRequest("more than one Host header")
+    if host is not None and not host_is_valid(host):
+        raise BadRequest("invalid Host header")
+    if target[:1] == b"/":
+        pass
+    elif target == b"*":
+        if method != b"OPTIONS":
+            raise BadRequest("asterisk-form is only allowed with OPTIONS")
+    else:
+        target, authority = _absolute_to_origin_form(target, host)
+        host = host or authority
+    if host is None:
+        if version == b"1.1":
+            raise BadRequest("missing Host header")
+        host = b""
+
+    chunked = False
+    if te_values:
+        if version == b"1.0":
+            raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+        if content_length is not None:
+            raise BadRequest("both Content-Length and Transfer-Encoding")
+        # Strict: exactly one field, exactly `chunked`. Lists (`gzip, chunked`), empty elements
+        # (`,chunked`) and look-alikes are where front and back ends disagree, so they are refused.
+        if len(te_values) != 1 or te_values[0].strip(b" \t").lower() != b"chunked":
+            raise BadRequest("unsupported Transfer-Encoding (only a single 'chunked' is accepted)")
+        chunked = True
+
+    if expect is not None and expect != b"100-continue":
+        raise HttpError(417, "unsupported expectation")
+    if version == b"1.1":
+        keep_alive = b"close" not in connection
+    else:
+        keep_alive = b"keep-alive" in connection and b"close" not in connection
+    tunnel = None
+    if upgrade == b"websocket" and b"upgrade" in connection and method == b"GET":
+        if content_length or chunked:
+            raise BadRequest("a WebSocket upgrade request carries no body")
+        tunnel = upgrade
+    return RequestHead(
+        method=method,
+        target=target,
+        version=version,
+        headers=headers,
+        host=host,
+        content_length=content_length,
+        chunked=chunked,
+        keep_alive=keep_alive,
+        expect_continue=expect is not None,
+        upgrade=tunnel,
+        connection_tokens=connection,
+        forwarded_for=forwarded_for,
+    )

@@ -1,0 +1,1 @@
+"""Sans-io address handling: who the client is (socket peer, PROXY protocol, trusted X-Forwarded-For)."""
