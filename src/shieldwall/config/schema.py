@@ -185,6 +185,17 @@ class Limits(_Section):
         default=512, description="per IPv4 /24 or IPv6 /64 (NATs and campus networks share prefixes)"
     )
     max_requests_per_connection: PositiveInt = 10000
+    requests_per_second_per_ip: Annotated[float, Field(ge=0, strict=True)] = Field(
+        default=0.0,
+        description="sustained requests/s one client address may send; over it → 429 (0 = off; the policy "
+        "engine's per-route limits are the finer tool)",
+    )
+    requests_burst_per_ip: PositiveInt = Field(
+        default=200, description="requests one client may send at once before requests_per_second_per_ip applies"
+    )
+    tracked_clients: PositiveInt = Field(
+        default=100_000, description="client addresses the rate guard remembers per worker (bounded memory)"
+    )
 
 
 class ClientIdentity(_Section):

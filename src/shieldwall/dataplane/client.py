@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from math import ceil
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
@@ -55,6 +56,7 @@ class ClientConnection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._trailers: list[tuple[bytes, bytes]] = []
         self._reading: Exchange | None = None  # exchange whose request is being parsed
+        self._last_parsed: Exchange | None = None
         self.body_started = 0.0
         self.body_counted = 0
         # exchanges: the one being answered, then pipelined ones in order
@@ -227,10 +229,19 @@ class ClientConnection(asyncio.Protocol):
         self.requests += 1
         if self.requests >= self.limits.max_requests_per_connection or self.server.draining:
             head.keep_alive = False
+        if head.upgrade is None and self.parser.should_upgrade():
+            head.keep_alive = False  # llhttp stops after an Upgrade we don't tunnel (h2c...): answer, close
         self.phase = _BODY
         self.body_started = now
         self.body_counted = 0
         ex = Exchange(self, head, now)
+        limiter = self.server.request_limiter
+        if limiter is not None:
+            verdict = limiter.check(self.client_ip, now)
+            if not verdict.allowed:
+                # Answered by the shield; the parser goes on, so pipelined requests behind it are kept.
+                ex.error = HttpError(429, "request rate", keep_alive=True, retry_after=ceil(verdict.retry_after))
+                self.server.stats_refused["rate_limited"] = self.server.stats_refused.get("rate_limited", 0) + 1
         self._reading = ex
         if self.current is None:
             self._begin(ex)
@@ -245,7 +256,7 @@ class ClientConnection(asyncio.Protocol):
         limit = self.limits.max_body_bytes
         if limit and ex.body_received + len(body) > limit:
             raise HttpError(413, "request body too large")
-        if not ex.cancelled:
+        if not ex.cancelled and ex.error is None:
             ex.request_body(body)
 
     def on_message_complete(self) -> None:
@@ -253,9 +264,10 @@ class ClientConnection(asyncio.Protocol):
         assert ex is not None and ex.head is not None
         self.phase = _IDLE
         self._reading = None
+        self._last_parsed = ex
         if not ex.head.keep_alive:
             self.no_more_requests = True
-        if not ex.cancelled:
+        if not ex.cancelled and ex.error is None:
             ex.request_done(self._trailers)
 
     # ---------------------------------------------------------------- exchanges
@@ -308,14 +320,22 @@ class ClientConnection(asyncio.Protocol):
                 if name.lower() == b"accept":
                     accept = value
         ref = ex.reference()
-        payload = error_response(err.status, ref, json_body=wants_json(accept))
+        # Keep the connection only for a clean refusal of a bodiless request (a 429): after anything
+        # else, or when a body might still be on its way, the connection's framing is not trusted.
+        keep_alive = (
+            err.keep_alive and ex.head is not None and ex.head.keep_alive and not ex.head.has_body
+        )
+        payload = error_response(
+            err.status, ref, json_body=wants_json(accept), keep_alive=keep_alive, retry_after=err.retry_after
+        )
         if err.status >= 500:
             log.warning("answered %d to %s: %s (ref %s)", err.status, self.client_ip, err.reason, ref)
-        self.no_more_requests = True
+        if not keep_alive:
+            self.no_more_requests = True
         ex.status = err.status
         ex.bytes_sent = len(payload)
         self.write(payload)
-        self.finish_exchange(ex, keep_alive=False)
+        self.finish_exchange(ex, keep_alive=keep_alive)
 
     def answer_upstream_failure(self, ex: Exchange, status: int, reason: str) -> None:
         """The origin could not give an answer (502/503/504): the branded page, then close."""
@@ -389,7 +409,7 @@ class ClientConnection(asyncio.Protocol):
     def _upgraded(self, leftover: bytes) -> None:
         """llhttp stops at the end of an upgrade request; what follows belongs to the tunnel."""
         self.no_more_requests = True
-        ex = self.current if self.current is not None and self.current.head else None
+        ex = self._last_parsed
         if ex is None or ex.head is None or ex.head.upgrade is None:
             return  # an Upgrade we do not tunnel (h2c, ...): answered as plain HTTP, then closed
         if leftover:

@@ -14,6 +14,7 @@ from shieldwall.core.clock import Clock, SystemClock
 from shieldwall.dataplane.accesslog import AccessLog
 from shieldwall.dataplane.client import ClientConnection
 from shieldwall.dataplane.upstream import UpstreamPool
+from shieldwall.limiter.gcra import Gcra
 from shieldwall.net.client_identity import TrustedProxies, normalise_ip
 from shieldwall.net.connection_caps import ConnectionCaps
 from shieldwall.net.proxy_protocol import ProxyProtocolError, parse_proxy_header
@@ -100,6 +101,11 @@ class ShieldServer:
         )
         self.trusted = TrustedProxies(settings.client_identity.trusted_proxies)
         self.via = b"1.1 " + settings.server.via_name.encode()
+        self.request_limiter = (
+            Gcra(limits.requests_per_second_per_ip, limits.requests_burst_per_ip, limits.tracked_clients)
+            if limits.requests_per_second_per_ip
+            else None
+        )
         self.pool = UpstreamPool(self)
         self.access_log = AccessLog(settings.access_log)
         self.connections: set[ClientConnection] = set()

@@ -16,6 +16,7 @@ _EXPLANATIONS: dict[int, str] = {
     413: "The request is larger than this site accepts.",
     414: "The address is longer than this site accepts.",
     417: "Your browser asked for something this site does not support.",
+    429: "You are sending requests faster than this site allows. Please wait a moment and try again.",
     431: "Your browser sent more header data than this site accepts.",
     502: "The website behind this shield is not answering right now. Please try again in a minute.",
     503: "The website is very busy right now. Please try again in a minute.",
@@ -39,7 +40,9 @@ def wants_json(accept: bytes | None) -> bool:
     return accept is not None and b"application/json" in accept and b"text/html" not in accept
 
 
-def error_response(status: int, ref_id: str, *, json_body: bool, keep_alive: bool = False) -> bytes:
+def error_response(
+    status: int, ref_id: str, *, json_body: bool, keep_alive: bool = False, retry_after: int | None = None
+) -> bytes:
     """A complete HTTP/1.1 response. Status lines and texts are static; only the reference varies."""
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     explanation = _EXPLANATIONS.get(status, "The request could not be completed.")
@@ -55,5 +58,7 @@ def error_response(status: int, ref_id: str, *, json_body: bool, keep_alive: boo
         + b"Content-Type: %s\r\nContent-Length: %d\r\nCache-Control: no-store\r\nX-Shieldwall-Ref: %s\r\n"
         % (ctype, len(payload), ref_id.encode())
     )
+    if retry_after is not None:
+        head += b"Retry-After: %d\r\n" % retry_after
     head += b"Connection: keep-alive\r\n\r\n" if keep_alive else b"Connection: close\r\n\r\n"
     return head + payload

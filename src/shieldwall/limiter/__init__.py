@@ -1,0 +1,1 @@
+"""Rate limiters over bounded key tables. Sans-io: every call takes `now` from an injected clock."""

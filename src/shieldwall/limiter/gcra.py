@@ -1,0 +1,66 @@
+"""GCRA (generic cell rate algorithm): a token bucket stored as one float per key.
+
+For each key we keep its theoretical arrival time (TAT). With emission interval T = 1/rate, a request at
+`now` is admitted when max(TAT, now) - now <= T * (burst - 1), and TAT then advances by T. So `burst`
+requests may arrive at once and, in any window of W seconds, at most burst + rate * W are admitted.
+
+The table is bounded: a flood of distinct keys must not exhaust the shield's memory. Keys whose TAT has
+passed carry no debt (a fresh key behaves the same), so they are evicted first; when every key still owes
+something, the one owing least among a small sample goes, which keeps the heaviest offenders tracked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import islice
+from operator import itemgetter
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    retry_after: float  # seconds until the next request from this key would be admitted (0 when allowed)
+
+
+ALLOWED = Verdict(True, 0.0)
+_EVICTION_SAMPLE = 16
+
+
+class Gcra:
+    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
+        if rate <= 0 or burst < 1 or max_keys < 1:
+            raise ValueError("rate > 0, burst >= 1 and max_keys >= 1 are required")
+        self.interval = 1.0 / rate
+        self.tolerance = self.interval * (burst - 1)
+        self.max_keys = max_keys
+        self._tat: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._tat)
+
+    def check(self, key: str, now: float) -> Verdict:
+        table = self._tat
+        tat = table.get(key)
+        if tat is None or tat < now:
+            tat = now
+            if key not in table and len(table) >= self.max_keys:
+                self._evict(now)
+        wait = tat - now - self.tolerance
+        if wait > 0:
+            return Verdict(False, wait)
+        table[key] = tat + self.interval
+        return ALLOWED
+
+    def _evict(self, now: float) -> None:
+        """Make room for at least one key, looking at a bounded sample (amortised O(1)).
+
+        The sample is the oldest-inserted entries; survivors are moved to the back (clock-style), so the
+        next eviction looks at other keys instead of churning the same heavy ones.
+        """
+        table = self._tat
+        sample = list(islice(table.items(), _EVICTION_SAMPLE))
+        victims = {k for k, tat in sample if tat <= now} or {min(sample, key=itemgetter(1))[0]}
+        for key, tat in sample:
+            del table[key]
+            if key not in victims:
+                table[key] = tat

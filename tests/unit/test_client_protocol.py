@@ -1,0 +1,335 @@
+"""The client/upstream protocols driven byte by byte through fake transports and a FakeClock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from fake_transport import FakeTransport
+
+from shieldwall.config import parse_config
+from shieldwall.core.clock import FakeClock
+from shieldwall.dataplane.client import ClientConnection
+from shieldwall.dataplane.server import ListenerRuntime, ShieldServer
+from shieldwall.dataplane.upstream import UpstreamConnection
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class Rig:
+    """One server, one client connection, and origin connections created on demand."""
+
+    def __init__(self, config: dict[str, object] | None = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.clock = FakeClock()
+        cfg = {"access_log": {"path": "off"}, **(config or {})}
+        self.server = ShieldServer(parse_config(cfg), loop=self.loop, clock=self.clock)
+        self.upstreams: list[FakeTransport] = []
+        self.server.pool.acquire = self._acquire  # type: ignore[method-assign]
+        self.client_t = FakeTransport()
+        self.client = self.connect(self.client_t)
+
+    def connect(self, transport: FakeTransport) -> ClientConnection:
+        runtime = ListenerRuntime(self.server.settings.listeners[0], None, b"http")
+        conn = ClientConnection(self.server, runtime)
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        return conn
+
+    def _acquire(self, ex) -> None:  # an idle pooled connection is always there
+        pool = self.server.pool
+        if pool.idle:
+            conn = pool.idle.pop()
+        else:
+            conn = UpstreamConnection(pool)
+            t = FakeTransport(("127.0.0.1", 8000))
+            conn.connection_made(t)  # type: ignore[arg-type]
+            self.upstreams.append(t)
+        pool.busy.add(conn)
+        conn.start(ex, self.clock.monotonic())
+
+    @property
+    def up(self) -> FakeTransport:
+        return self.upstreams[-1]
+
+    def origin_says(self, data: bytes, index: int = -1) -> None:
+        conn = [c for c in self.server.pool.busy if c.transport is self.upstreams[index]]
+        assert conn, "no busy upstream connection on that transport"
+        conn[0].data_received(data)
+
+    def close(self) -> None:
+        self.loop.close()
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    r = Rig()
+    yield r
+    r.close()
+
+
+def test_get_is_forwarded_with_rebuilt_head_and_answered(rig: Rig) -> None:
+    rig.client.data_received(b"GET /a?b=1 HTTP/1.1\r\nHost: example.org\r\nConnection: keep-alive, X-Secret\r\n"
+                             b"X-Secret: 1\r\nKeep-Alive: timeout=5\r\nUser-Agent: t\r\n\r\n")
+    sent = rig.up.take()
+    assert sent.startswith(b"GET /a?b=1 HTTP/1.1\r\nHost: example.org\r\nUser-Agent: t\r\n")
+    for stripped in (b"X-Secret", b"Keep-Alive", b"Connection"):
+        assert stripped not in sent
+    assert b"X-Forwarded-For: 203.0.113.7\r\n" in sent
+    assert b"Forwarded: for=203.0.113.7;proto=http;host=\"example.org\"\r\n" in sent
+    assert b"Via: 1.1 shieldwall\r\n" in sent
+    rig.origin_says(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\nX-App: y\r\n\r\nok")
+    out = rig.client_t.take()
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"\r\n\r\nok")
+    assert b"X-App: y\r\n" in out and b"Via: 1.1 shieldwall\r\n" in out and b"Connection" not in out
+    assert not rig.client_t.closed
+    assert rig.server.pool.idle, "a cleanly finished upstream connection goes back to the pool"
+
+
+def test_pipelined_requests_are_answered_in_order(rig: Rig) -> None:
+    rig.client.data_received(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert rig.up.take().startswith(b"GET /1 ")
+    assert not rig.client_t.reading, "reads pause while a pipelined request waits"
+    rig.origin_says(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+    assert rig.up.take().startswith(b"GET /2 "), "the same pooled connection carries the next request"
+    rig.origin_says(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+    out = rig.client_t.take()
+    assert out.index(b"\r\n\r\n1") < out.index(b"\r\n\r\n2")
+    assert rig.client_t.reading
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"GET http://evil/ HTTP/1.1\r\nHost: good\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", 417),
+        (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405),
+    ],
+)
+def test_ambiguous_requests_are_refused_and_never_forwarded(rig: Rig, raw: bytes, status: int) -> None:
+    rig.client.data_received(raw)
+    assert not rig.upstreams, "nothing reached the origin"
+    out = rig.client_t.take()
+    assert out.startswith(b"HTTP/1.1 %d " % status)
+    assert b"X-Shieldwall-Ref: SW-" in out
+    assert rig.client_t.closed
+
+
+def test_bad_pipelined_request_is_answered_after_the_good_one(rig: Rig) -> None:
+    rig.client.data_received(b"GET /ok HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: a b\r\n\r\n")
+    assert rig.up.take().startswith(b"GET /ok ")
+    assert rig.client_t.take() == b""
+    rig.origin_says(OK)
+    out = rig.client_t.take()
+    assert out.startswith(b"HTTP/1.1 200 OK") and b"HTTP/1.1 400 Bad Request" in out
+    assert rig.client_t.closed and len(rig.upstreams) == 1
+
+
+def test_limits_give_414_431_413() -> None:
+    r = Rig({"limits": {"max_request_line": 64, "max_header_count": 3, "max_body_bytes": 10}})
+    try:
+        r.client.data_received(b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert r.client_t.take().startswith(b"HTTP/1.1 414 ")
+        for raw, status in [
+            (b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 431),
+            (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", 413),
+            (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nabcdef\r\n", 413),
+        ]:
+            t = FakeTransport()
+            conn = r.connect(t)
+            conn.data_received(raw)
+            assert t.take().startswith(b"HTTP/1.1 %d " % status), raw
+            assert t.closed
+    finally:
+        r.close()
+
+
+def test_chunked_request_is_rechunked_and_response_trailers_forwarded(rig: Rig) -> None:
+    rig.client.data_received(b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"5;ext=1\r\nhello\r\n0\r\nX-Sum: 9\r\n\r\n")
+    sent = rig.up.take()
+    assert sent.endswith(b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 9\r\n\r\n")
+    rig.origin_says(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n"
+                    b"3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n")
+    out = rig.client_t.take()
+    assert out.endswith(b"\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n")
+
+
+def test_head_response_ends_without_body_and_connection_is_not_reused(rig: Rig) -> None:
+    rig.client.data_received(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+    rig.origin_says(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n")
+    out = rig.client_t.take()
+    assert out.startswith(b"HTTP/1.1 200 OK") and b"Content-Length: 5000\r\n" in out
+    assert out.endswith(b"\r\n\r\n"), "no body follows a HEAD response"
+    assert rig.up.closed and not rig.server.pool.idle
+    rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert len(rig.upstreams) == 2
+
+
+def test_expect_100_continue_is_answered_when_the_origin_is_ready(rig: Rig) -> None:
+    rig.client.data_received(b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+    assert rig.client_t.take() == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert b"Expect" not in rig.up.take()
+    rig.client.data_received(b"abc")
+    assert rig.up.take() == b"abc"
+
+
+def test_close_delimited_origin_response_is_rechunked_for_http11(rig: Rig) -> None:
+    rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    conn = next(iter(rig.server.pool.busy))
+    conn.data_received(b"HTTP/1.0 200 OK\r\n\r\nsome body")
+    conn.connection_lost(None)
+    out = rig.client_t.take()
+    assert b"Transfer-Encoding: chunked" in out and out.endswith(b"9\r\nsome body\r\n0\r\n\r\n")
+
+
+def test_http10_keep_alive_as_ab_sends_it(rig: Rig) -> None:
+    rig.client.data_received(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert b"Via: 1.0 shieldwall" in rig.up.take()
+    rig.origin_says(OK)
+    out = rig.client_t.take()
+    assert b"Connection: keep-alive\r\n" in out and not rig.client_t.closed
+
+
+def test_header_deadline_cuts_slowloris(rig: Rig) -> None:
+    rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-A: ")
+    rig.clock.advance(9)
+    rig.client.on_tick(rig.clock.monotonic())
+    assert not rig.client_t.closed
+    rig.clock.advance(2)
+    rig.client.on_tick(rig.clock.monotonic())
+    assert rig.client_t.closed and rig.client_t.take().startswith(b"HTTP/1.1 408 ")
+
+
+def test_silent_connection_is_dropped_at_the_header_deadline(rig: Rig) -> None:
+    rig.clock.advance(11)
+    rig.client.on_tick(rig.clock.monotonic())
+    assert rig.client_t.aborted
+
+
+def test_slow_body_is_cut_but_a_steady_one_is_not() -> None:
+    r = Rig({"limits": {"min_body_rate": 100, "body_grace": 2}})
+    try:
+        r.client.data_received(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n")
+        for _ in range(5):  # 150 B/s: fine
+            r.clock.advance(1)
+            r.client.data_received(b"x" * 150)
+            r.client.on_tick(r.clock.monotonic())
+        assert not r.client_t.closed
+        for _ in range(10):  # then a trickle
+            r.clock.advance(1)
+            r.client.data_received(b"x")
+            r.client.on_tick(r.clock.monotonic())
+        assert r.client_t.closed
+        assert r.up.closed, "the upstream connection that carried a partial body is not reused"
+    finally:
+        r.close()
+
+
+def test_slow_reader_is_dropped_after_send_timeout(rig: Rig) -> None:
+    rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    rig.origin_says(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n" + b"x" * 1000)
+    rig.client.pause_writing()
+    assert not rig.up.reading, "the origin is not read while the client does not read"
+    rig.clock.advance(31)
+    rig.client.on_tick(rig.clock.monotonic())
+    assert rig.client_t.aborted
+
+
+def test_idle_keepalive_connection_is_closed(rig: Rig) -> None:
+    rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    rig.origin_says(OK)
+    rig.clock.advance(16)
+    rig.client.on_tick(rig.clock.monotonic())
+    assert rig.client_t.closed and not rig.client_t.aborted
+
+
+def test_origin_too_slow_gives_504_and_json_when_asked() -> None:
+    r = Rig({"upstream": {"read_timeout": 2}})
+    try:
+        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n\r\n")
+        r.clock.advance(3)
+        r.server.pool.on_tick(r.clock.monotonic())
+        out = r.client_t.take()
+        assert out.startswith(b"HTTP/1.1 504 ") and b'"reference": "SW-' in out
+        assert r.up.closed
+    finally:
+        r.close()
+
+
+def test_stale_pooled_connection_retries_idempotent_but_not_post(rig: Rig) -> None:
+    rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    first = next(iter(rig.server.pool.busy))
+    first.connection_lost(ConnectionResetError())
+    assert len(rig.upstreams) == 2, "retried on a new connection"
+    rig.origin_says(OK)
+    assert rig.client_t.take().startswith(b"HTTP/1.1 200")
+
+    rig.client.data_received(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx")
+    conn = next(iter(rig.server.pool.busy))
+    conn.connection_lost(ConnectionResetError())
+    assert rig.client_t.take().startswith(b"HTTP/1.1 502 ")
+
+
+def test_rate_guard_answers_429_with_retry_after_and_keeps_the_connection() -> None:
+    r = Rig({"limits": {"requests_per_second_per_ip": 1, "requests_burst_per_ip": 1}})
+    try:
+        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        r.origin_says(OK)
+        r.client_t.take()
+        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        out = r.client_t.take()
+        assert out.startswith(b"HTTP/1.1 429 ") and b"Retry-After: 1\r\n" in out
+        assert not r.client_t.closed and len(r.upstreams) == 1
+        r.clock.advance(1)
+        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        r.origin_says(OK)
+        assert r.client_t.take().startswith(b"HTTP/1.1 200")
+    finally:
+        r.close()
+
+
+def test_connection_cap_per_ip_refuses_at_accept() -> None:
+    r = Rig({"limits": {"max_connections_per_ip": 2}})
+    try:
+        second, third = FakeTransport(), FakeTransport()
+        r.connect(second)
+        r.connect(third)
+        assert not second.aborted and third.aborted
+        assert r.server.stats_refused == {"max_connections_per_ip": 1}
+        r.client.connection_lost(None)
+        fourth = FakeTransport()
+        r.connect(fourth)
+        assert not fourth.aborted
+    finally:
+        r.close()
+
+
+def test_websocket_upgrade_becomes_a_byte_tunnel(rig: Rig) -> None:
+    rig.client.data_received(b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                             b"Sec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\nEARLY")
+    sent = rig.up.take()
+    assert b"Connection: Upgrade\r\nUpgrade: websocket\r\n" in sent
+    rig.origin_says(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nHELLO")
+    out = rig.client_t.take()
+    assert out.startswith(b"HTTP/1.1 101 ") and out.endswith(b"\r\n\r\nHELLO")
+    assert rig.up.take() == b"EARLY"
+    rig.client.data_received(b"\x81\x02hi")
+    assert rig.up.take() == b"\x81\x02hi"
+    rig.up.protocol.data_received(b"\x81\x02yo")
+    assert rig.client_t.take() == b"\x81\x02yo"
+
+
+def test_h2c_upgrade_is_not_tunnelled(rig: Rig) -> None:
+    rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                             b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+    sent = rig.up.take()
+    assert b"h2c" not in sent and b"HTTP2-Settings" not in sent
+    rig.origin_says(OK)
+    out = rig.client_t.take()
+    assert out.startswith(b"HTTP/1.1 200") and rig.client_t.closed
