@@ -69,14 +69,16 @@ def rig() -> Iterator[Rig]:
 
 
 def test_get_is_forwarded_with_rebuilt_head_and_answered(rig: Rig) -> None:
-    rig.client.data_received(b"GET /a?b=1 HTTP/1.1\r\nHost: example.org\r\nConnection: keep-alive, X-Secret\r\n"
-                             b"X-Secret: 1\r\nKeep-Alive: timeout=5\r\nUser-Agent: t\r\n\r\n")
+    rig.client.data_received(
+        b"GET /a?b=1 HTTP/1.1\r\nHost: example.org\r\nConnection: keep-alive, X-Secret\r\n"
+        b"X-Secret: 1\r\nKeep-Alive: timeout=5\r\nUser-Agent: t\r\n\r\n"
+    )
     sent = rig.up.take()
     assert sent.startswith(b"GET /a?b=1 HTTP/1.1\r\nHost: example.org\r\nUser-Agent: t\r\n")
     for stripped in (b"X-Secret", b"Keep-Alive", b"Connection"):
         assert stripped not in sent
     assert b"X-Forwarded-For: 203.0.113.7\r\n" in sent
-    assert b"Forwarded: for=203.0.113.7;proto=http;host=\"example.org\"\r\n" in sent
+    assert b'Forwarded: for=203.0.113.7;proto=http;host="example.org"\r\n' in sent
     assert b"Via: 1.1 shieldwall\r\n" in sent
     rig.origin_says(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\nX-App: y\r\n\r\nok")
     out = rig.client_t.take()
@@ -101,7 +103,10 @@ def test_pipelined_requests_are_answered_in_order(rig: Rig) -> None:
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
-        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
         (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
@@ -138,7 +143,11 @@ def test_limits_give_414_431_413() -> None:
         for raw, status in [
             (b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 431),
             (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", 413),
-            (b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nabcdef\r\n", 413),
+            (
+                b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"6\r\nabcdef\r\n6\r\nabcdef\r\n",
+                413,
+            ),
         ]:
             t = FakeTransport()
             conn = r.connect(t)
@@ -150,12 +159,16 @@ def test_limits_give_414_431_413() -> None:
 
 
 def test_chunked_request_is_rechunked_and_response_trailers_forwarded(rig: Rig) -> None:
-    rig.client.data_received(b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-                             b"5;ext=1\r\nhello\r\n0\r\nX-Sum: 9\r\n\r\n")
+    rig.client.data_received(
+        b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n0\r\nX-Sum: 9\r\n\r\n"
+    )
     sent = rig.up.take()
     assert sent.endswith(b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 9\r\n\r\n")
-    rig.origin_says(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n"
-                    b"3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n")
+    rig.origin_says(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n"
+        b"3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
+    )
     out = rig.client_t.take()
     assert out.endswith(b"\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n")
 
@@ -172,7 +185,9 @@ def test_head_response_ends_without_body_and_connection_is_not_reused(rig: Rig) 
 
 
 def test_expect_100_continue_is_answered_when_the_origin_is_ready(rig: Rig) -> None:
-    rig.client.data_received(b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+    rig.client.data_received(
+        b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"
+    )
     assert rig.client_t.take() == b"HTTP/1.1 100 Continue\r\n\r\n"
     assert b"Expect" not in rig.up.take()
     rig.client.data_received(b"abc")
@@ -311,11 +326,15 @@ def test_connection_cap_per_ip_refuses_at_accept() -> None:
 
 
 def test_websocket_upgrade_becomes_a_byte_tunnel(rig: Rig) -> None:
-    rig.client.data_received(b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                             b"Sec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\nEARLY")
+    rig.client.data_received(
+        b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\nEARLY"
+    )
     sent = rig.up.take()
     assert b"Connection: Upgrade\r\nUpgrade: websocket\r\n" in sent
-    rig.origin_says(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nHELLO")
+    rig.origin_says(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nHELLO"
+    )
     out = rig.client_t.take()
     assert out.startswith(b"HTTP/1.1 101 ") and out.endswith(b"\r\n\r\nHELLO")
     assert rig.up.take() == b"EARLY"
@@ -326,8 +345,10 @@ def test_websocket_upgrade_becomes_a_byte_tunnel(rig: Rig) -> None:
 
 
 def test_h2c_upgrade_is_not_tunnelled(rig: Rig) -> None:
-    rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-                             b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+    rig.client.data_received(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+    )
     sent = rig.up.take()
     assert b"h2c" not in sent and b"HTTP2-Settings" not in sent
     rig.origin_says(OK)

@@ -1,4 +1,4 @@
-"""GCRA: the admitted count in any window never exceeds burst + rate × window, and memory stays bounded."""
+"""GCRA: the admitted count in any window never exceeds burst + rate x window, and memory stays bounded."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ EPS = 1e-9
     burst=st.integers(min_value=1, max_value=50),
     gaps=st.lists(st.floats(min_value=0, max_value=0.5), min_size=1, max_size=400),
 )
-def test_never_admits_more_than_rate_times_window_plus_burst(rate: float, burst: int, gaps: list[float]) -> None:
+def test_never_admits_more_than_rate_times_window_plus_burst(
+    rate: float, burst: int, gaps: list[float]
+) -> None:
     limiter = Gcra(rate, burst)
     now, admitted = 1000.0, []
     for gap in gaps:

@@ -76,7 +76,9 @@ class AccessLog:
         if self._skipped_this_second:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._second))
             if self.json:
-                line = json.dumps({"time": stamp, "event": "log_sampled", "skipped": self._skipped_this_second})
+                line = json.dumps(
+                    {"time": stamp, "event": "log_sampled", "skipped": self._skipped_this_second}
+                )
             else:
                 line = f"# {stamp} access log over budget: skipped {self._skipped_this_second} lines"
             self._buffer.append(line + "\n")

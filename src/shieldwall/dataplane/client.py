@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from math import ceil
 from collections import deque
+from math import ceil
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -35,7 +35,9 @@ PAUSE_PIPELINE, PAUSE_UPSTREAM, PAUSE_CLOSING = 1, 2, 4
 
 
 class ClientConnection(asyncio.Protocol):
-    def __init__(self, server: ShieldServer, listener: ListenerRuntime, reported_ip: str | None = None) -> None:
+    def __init__(
+        self, server: ShieldServer, listener: ListenerRuntime, reported_ip: str | None = None
+    ) -> None:
         """`reported_ip`: the client address a PROXY protocol header gave (behind an L4 balancer)."""
         self.server = server
         self.listener = listener
@@ -188,7 +190,10 @@ class ClientConnection(asyncio.Protocol):
             status = 505 if "version" in str(exc).lower() else 400
             self._fail_request(HttpError(status, str(exc)))
             return
-        if self.phase == _HEAD and self.head_bytes > self.limits.max_header_bytes + self.limits.max_request_line:
+        if (
+            self.phase == _HEAD
+            and self.head_bytes > self.limits.max_header_bytes + self.limits.max_request_line
+        ):
             self._fail_request(HttpError(431, "request head too large"))
 
     # ---------------------------------------------------------------- httptools callbacks
@@ -240,8 +245,12 @@ class ClientConnection(asyncio.Protocol):
             verdict = limiter.check(self.client_ip, now)
             if not verdict.allowed:
                 # Answered by the shield; the parser goes on, so pipelined requests behind it are kept.
-                ex.error = HttpError(429, "request rate", keep_alive=True, retry_after=ceil(verdict.retry_after))
-                self.server.stats_refused["rate_limited"] = self.server.stats_refused.get("rate_limited", 0) + 1
+                ex.error = HttpError(
+                    429, "request rate", keep_alive=True, retry_after=ceil(verdict.retry_after)
+                )
+                self.server.stats_refused["rate_limited"] = (
+                    self.server.stats_refused.get("rate_limited", 0) + 1
+                )
         self._reading = ex
         if self.current is None:
             self._begin(ex)
@@ -322,9 +331,7 @@ class ClientConnection(asyncio.Protocol):
         ref = ex.reference()
         # Keep the connection only for a clean refusal of a bodiless request (a 429): after anything
         # else, or when a body might still be on its way, the connection's framing is not trusted.
-        keep_alive = (
-            err.keep_alive and ex.head is not None and ex.head.keep_alive and not ex.head.has_body
-        )
+        keep_alive = err.keep_alive and ex.head is not None and ex.head.keep_alive and not ex.head.has_body
         payload = error_response(
             err.status, ref, json_body=wants_json(accept), keep_alive=keep_alive, retry_after=err.retry_after
         )
@@ -452,10 +459,11 @@ class ClientConnection(asyncio.Protocol):
                 and self.body_counted < limits.min_body_rate * elapsed
             ):
                 self._deadline_missed("min_body_rate")
-        elif self.current is None and now - self.idle_since > limits.keepalive_timeout:
+        elif self.current is None and (self.server.draining or self._idle_too_long(now)):
             self.close()
-        elif self.server.draining and self.current is None:
-            self.close()
+
+    def _idle_too_long(self, now: float) -> bool:
+        return now - self.idle_since > self.limits.keepalive_timeout
 
     def _deadline_missed(self, which: str) -> None:
         self.server.stats_refused[which] = self.server.stats_refused.get(which, 0) + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -75,10 +76,8 @@ class _PendingProxyHeader:
 
     def drop(self) -> None:
         self.server.pending_proxy.discard(self)
-        try:
+        with contextlib.suppress(ValueError, OSError):
             self.server.loop.remove_reader(self.sock.fileno())
-        except (ValueError, OSError):
-            pass
         self.sock.close()
 
 
@@ -133,7 +132,7 @@ class ShieldServer:
                 self._proxy_sockets.append(sock)
                 continue
             server = await self.loop.create_server(
-                lambda rt=runtime: ClientConnection(self, rt),  # type: ignore[misc]
+                lambda rt=runtime: ClientConnection(self, rt),
                 sock=sock,
                 ssl=ctx,
                 ssl_handshake_timeout=self.settings.limits.tls_handshake_timeout if ctx else None,

@@ -16,9 +16,13 @@ import httptools
 
 from shieldwall.dataplane.client import ClientConnection
 from shieldwall.dataplane.exchange import Exchange
-from shieldwall.http1.forwarding import ResponseFraming, client_response_head, last_chunk
+from shieldwall.http1.forwarding import (
+    ResponseFraming,
+    client_response_head,
+    last_chunk,
+    upstream_request_head,
+)
 from shieldwall.http1.forwarding import chunk as frame_chunk
-from shieldwall.http1.forwarding import upstream_request_head
 
 if TYPE_CHECKING:
     from shieldwall.dataplane.server import ShieldServer

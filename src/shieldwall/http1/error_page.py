@@ -25,7 +25,8 @@ _EXPLANATIONS: dict[int, str] = {
 }
 
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{status} {phrase}</title>
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:12vh auto;padding:0 1em;color:#222}}
 h1{{font-size:1.4em}}code{{background:#eee;padding:.1em .3em;border-radius:3px}}
@@ -53,10 +54,12 @@ def error_response(
         body = _PAGE.format(status=status, phrase=escape(phrase), explanation=escape(explanation), ref=ref_id)
         ctype = b"text/html; charset=utf-8"
     payload = body.encode()
-    head = (
-        status_line(status)
-        + b"Content-Type: %s\r\nContent-Length: %d\r\nCache-Control: no-store\r\nX-Shieldwall-Ref: %s\r\n"
-        % (ctype, len(payload), ref_id.encode())
+    head = status_line(
+        status
+    ) + b"Content-Type: %s\r\nContent-Length: %d\r\nCache-Control: no-store\r\nX-Shieldwall-Ref: %s\r\n" % (
+        ctype,
+        len(payload),
+        ref_id.encode(),
     )
     if retry_after is not None:
         head += b"Retry-After: %d\r\n" % retry_after

@@ -67,7 +67,8 @@ def upstream_request_head(head: RequestHead, ctx: ForwardingContext) -> bytes:
     if head.host:
         lines.append(b"X-Forwarded-Host: %s\r\n" % head.host)
         lines.append(
-            b'Forwarded: for=%s;proto=%s;host="%s"\r\n' % (_forwarded_node(ctx.client_ip), ctx.scheme, head.host)
+            b'Forwarded: for=%s;proto=%s;host="%s"\r\n'
+            % (_forwarded_node(ctx.client_ip), ctx.scheme, head.host)
         )
     else:
         lines.append(b"Forwarded: for=%s;proto=%s\r\n" % (_forwarded_node(ctx.client_ip), ctx.scheme))

@@ -1,6 +1,7 @@
 """Caps on open connections: in total, per client address and per client prefix.
 
-Checked once per accepted connection, before any byte is parsed, so a client over its cap costs one dict lookup.
+Checked once per accepted connection, before any byte is parsed, so a client over its cap costs
+one dict lookup.
 """
 
 from __future__ import annotations
