@@ -120,11 +120,14 @@ class ShieldServer:
     async def start(self, sockets: Sequence[tuple[Listener, socket.socket]]) -> None:
         """Begin accepting on already-bound, listening sockets (one per listener)."""
         for listener, sock in sockets:
+            index = self.settings.listeners.index(listener)
             ctx = None
             if listener.tls:
                 from shieldwall.dataplane.tls import build_server_context  # noqa: PLC0415 (loads cryptography)
 
-                ctx = build_server_context(listener.certificates)
+                ctx = build_server_context(
+                    listener.certificates, config_path=f"listeners.{index}.certificates"
+                )
             runtime = ListenerRuntime(listener, ctx, b"https" if ctx else b"http")
             if listener.proxy_protocol:
                 sock.setblocking(False)
