@@ -184,6 +184,8 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if self.deadline:
             self.deadline = self.pool.server.clock.monotonic() + self.pool.read_timeout
+        client = ex.client
+        client.cork()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -194,7 +196,9 @@ class UpstreamConnection(asyncio.Protocol):
             self.exchange = None
             self.close()
             if not ex.cancelled:
-                ex.client.answer_upstream_failure(ex, 502, "invalid response from origin")
+                client.answer_upstream_failure(ex, 502, "invalid response from origin")
+        finally:
+            client.uncork()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._in_body:

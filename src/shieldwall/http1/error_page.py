@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from html import escape
 from http import HTTPStatus
 
+from shieldwall.core.refid import REFERENCE_ID_LENGTH
 from shieldwall.http1.forwarding import status_line
 
 _EXPLANATIONS: dict[int, str] = {
@@ -41,27 +43,38 @@ def wants_json(accept: bytes | None) -> bool:
     return accept is not None and b"application/json" in accept and b"text/html" not in accept
 
 
+@lru_cache(maxsize=128)
+def _template(status: int, json_body: bool) -> tuple[bytes, bytes, bytes]:
+    """(head up to the reference, body before the reference, body after it) — built once per status."""
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    explanation = _EXPLANATIONS.get(status, "The request could not be completed.")
+    marker = "@@REFERENCE@@"
+    if json_body:
+        text = json.dumps({"status": status, "error": phrase, "message": explanation, "reference": marker})
+        ctype = b"application/json"
+    else:
+        text = _PAGE.format(status=status, phrase=escape(phrase), explanation=escape(explanation), ref=marker)
+        ctype = b"text/html; charset=utf-8"
+    before, after = (part.encode() for part in text.split(marker))
+    length = len(before) + REFERENCE_ID_LENGTH + len(after)
+    head = status_line(status) + b"Content-Type: %s\r\nContent-Length: %d\r\nCache-Control: no-store\r\n" % (
+        ctype,
+        length,
+    )
+    return head, before, after
+
+
 def error_response(
     status: int, ref_id: str, *, json_body: bool, keep_alive: bool = False, retry_after: int | None = None
 ) -> bytes:
-    """A complete HTTP/1.1 response. Status lines and texts are static; only the reference varies."""
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    explanation = _EXPLANATIONS.get(status, "The request could not be completed.")
-    if json_body:
-        body = json.dumps({"status": status, "error": phrase, "message": explanation, "reference": ref_id})
-        ctype = b"application/json"
-    else:
-        body = _PAGE.format(status=status, phrase=escape(phrase), explanation=escape(explanation), ref=ref_id)
-        ctype = b"text/html; charset=utf-8"
-    payload = body.encode()
-    head = status_line(
-        status
-    ) + b"Content-Type: %s\r\nContent-Length: %d\r\nCache-Control: no-store\r\nX-Shieldwall-Ref: %s\r\n" % (
-        ctype,
-        len(payload),
-        ref_id.encode(),
-    )
+    """A complete HTTP/1.1 response. Everything but the reference (and Retry-After) is prebuilt."""
+    head, before, after = _template(status, json_body)
+    ref = ref_id.encode()
+    if len(ref) != REFERENCE_ID_LENGTH:
+        raise ValueError(f"reference IDs are {REFERENCE_ID_LENGTH} characters, got {ref_id!r}")
+    parts = [head, b"X-Shieldwall-Ref: ", ref, b"\r\n"]
     if retry_after is not None:
-        head += b"Retry-After: %d\r\n" % retry_after
-    head += b"Connection: keep-alive\r\n\r\n" if keep_alive else b"Connection: close\r\n\r\n"
-    return head + payload
+        parts.append(b"Retry-After: %d\r\n" % retry_after)
+    parts.append(b"Connection: keep-alive\r\n\r\n" if keep_alive else b"Connection: close\r\n\r\n")
+    parts += (before, ref, after)
+    return b"".join(parts)
