@@ -191,7 +191,8 @@ class Limits(_Section):
         "engine's per-route limits are the finer tool)",
     )
     requests_burst_per_ip: PositiveInt = Field(
-        default=200, description="requests one client may send at once before requests_per_second_per_ip applies"
+        default=200,
+        description="requests one client may send at once before requests_per_second_per_ip applies",
     )
     tracked_clients: PositiveInt = Field(
         default=100_000, description="client addresses the rate guard remembers per worker (bounded memory)"
