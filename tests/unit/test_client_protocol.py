@@ -354,3 +354,40 @@ def test_h2c_upgrade_is_not_tunnelled(rig: Rig) -> None:
     rig.origin_says(OK)
     out = rig.client_t.take()
     assert out.startswith(b"HTTP/1.1 200") and rig.client_t.closed
+
+
+def test_x_forwarded_for_is_replaced_from_an_untrusted_peer(rig: Rig) -> None:
+    rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n")
+    sent = rig.up.take()
+    assert b"X-Forwarded-For: 203.0.113.7\r\n" in sent and b"6.6.6.6" not in sent
+
+
+def test_behind_a_trusted_proxy_the_visitor_is_the_forwarded_address() -> None:
+    r = Rig(
+        {
+            "client_identity": {"trusted_proxies": ["203.0.113.0/24"]},
+            "limits": {
+                "requests_per_second_per_ip": 1,
+                "requests_burst_per_ip": 1,
+                "max_connections_per_ip": 1,
+            },
+        }
+    )
+    try:
+        second = FakeTransport()  # a trusted proxy's connections are not capped per IP
+        r.connect(second)
+        assert not second.aborted
+        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n")
+        sent = r.up.take()
+        assert b"X-Forwarded-For: 198.51.100.1, 203.0.113.7\r\n" in sent
+        assert b"Forwarded: for=198.51.100.1;" in sent
+        r.origin_says(OK)
+        r.client_t.take()
+        # another visitor behind the same proxy has its own rate budget; the first one is over its own
+        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.2\r\n\r\n")
+        r.origin_says(OK)
+        assert r.client_t.take().startswith(b"HTTP/1.1 200")
+        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n")
+        assert r.client_t.take().startswith(b"HTTP/1.1 429")
+    finally:
+        r.close()

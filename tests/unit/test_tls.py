@@ -110,7 +110,7 @@ def test_protocol_settings_and_tls12_ciphers_are_mozilla_intermediate(ca, certs)
 
 def _problems(certificates: list[Certificate]) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        build_server_context(certificates, config_path="listeners.0.certificates")
+        build_server_context(certificates, config_path="listeners[0].certificates")
     return caught.value.problems
 
 
@@ -118,14 +118,14 @@ def test_missing_key_is_named_by_its_key_path(certs, tmp_path):
     good = certs["a"][0]
     missing = Certificate(cert=certs["b"][0].cert, key=tmp_path / "nope.key")
     assert _problems([good, missing]) == [
-        f"listeners.0.certificates.1.key: file not found: {tmp_path / 'nope.key'}"
+        f"listeners[0].certificates[1].key: file not found: {tmp_path / 'nope.key'}"
     ]
 
 
 def test_mismatched_key(certs):
     swapped = Certificate(cert=certs["a"][0].cert, key=certs["b"][0].key)
     [problem] = _problems([swapped])
-    assert problem.startswith("listeners.0.certificates.0.key: ")
+    assert problem.startswith("listeners[0].certificates[0].key: ")
     assert "does not match the certificate" in problem
 
 
@@ -149,9 +149,9 @@ def test_every_problem_is_reported_at_once(certs, tmp_path):
         ]
     )
     assert [problem.split(":")[0] for problem in problems] == [
-        "listeners.0.certificates.0.cert",
-        "listeners.0.certificates.1.key",
-        "listeners.0.certificates.2.cert",
-        "listeners.0.certificates.2.key",
+        "listeners[0].certificates[0].cert",
+        "listeners[0].certificates[1].key",
+        "listeners[0].certificates[2].cert",
+        "listeners[0].certificates[2].key",
     ]
     assert "encrypted" in problems[1]

@@ -86,11 +86,15 @@ class ClientConnection(asyncio.Protocol):
         self._identify(self.reported_ip or self.peer_ip)
 
     def _identify(self, ip: str) -> None:
-        """Know the client's address: count it against the connection caps or refuse it at once."""
+        """Know who sent the connection: count it against the connection caps or refuse it at once.
+
+        `ip` is the socket peer, or the source a PROXY header reported. A configured trusted proxy carries
+        many visitors on its connections, so only the total cap applies to it; its requests are attributed
+        to the address its X-Forwarded-For resolves to."""
         self.client_ip = ip
         self.prefix = client_prefix(ip)
-        self.peer_trusted = self.server.trusted.contains(self.peer_ip)
-        refused = self.server.caps.admit(ip, self.prefix)
+        self.peer_trusted = self.server.trusted.contains(ip)
+        refused = self.server.caps.admit(ip, self.prefix, per_client=not self.peer_trusted)
         if refused is not None:
             self.server.stats_refused[refused] = self.server.stats_refused.get(refused, 0) + 1
             assert self.transport is not None
@@ -104,7 +108,7 @@ class ClientConnection(asyncio.Protocol):
         self.server.connections.discard(self)
         if self.counted:
             self.counted = False
-            self.server.caps.release(self.client_ip, self.prefix)
+            self.server.caps.release(self.client_ip, self.prefix, per_client=not self.peer_trusted)
         for ex in (self.current, *self.pipeline):
             if ex is not None:
                 ex.cancelled = True
@@ -258,9 +262,11 @@ class ClientConnection(asyncio.Protocol):
         self.body_started = now
         self.body_counted = 0
         ex = Exchange(self, head, now)
+        if self.peer_trusted and head.forwarded_for:
+            ex.client_ip = resolve_client_ip(self.client_ip, head.forwarded_for, self.server.trusted)
         limiter = self.server.request_limiter
         if limiter is not None:
-            verdict = limiter.check(self.client_ip, now)
+            verdict = limiter.check(ex.client_ip, now)
             if not verdict.allowed:
                 # Answered by the shield; the parser goes on, so pipelined requests behind it are kept.
                 ex.error = HttpError(
@@ -306,22 +312,20 @@ class ClientConnection(asyncio.Protocol):
             return
         self.server.pool.acquire(ex)
 
-    def forwarding_context(self) -> ForwardingContext:
+    def forwarding_context(self, client_ip: str) -> ForwardingContext:
+        """What the origin is told about the client; built once per connection in the usual case."""
         ctx = self._forwarding
-        if ctx is None:
-            ctx = self._forwarding = ForwardingContext(
-                client_ip=self.client_ip,
-                peer_ip=self.peer_ip,
+        if ctx is None or ctx.client_ip != client_ip:
+            ctx = ForwardingContext(
+                client_ip=client_ip,
+                peer_ip=self.client_ip,
                 peer_trusted=self.peer_trusted,
                 scheme=self.listener.scheme,
                 via=self.server.via,
             )
+            if client_ip == self.client_ip:
+                self._forwarding = ctx
         return ctx
-
-    def resolved_client_ip(self, forwarded_for: list[bytes]) -> str:
-        if self.peer_trusted and forwarded_for:
-            return resolve_client_ip(self.peer_ip, forwarded_for, self.server.trusted)
-        return self.client_ip
 
     def _fail_request(self, err: HttpError) -> None:
         """The bytes being parsed are bad: answer (after the requests before it) and close."""
@@ -357,7 +361,7 @@ class ClientConnection(asyncio.Protocol):
             err.status, ref, json_body=wants_json(accept), keep_alive=keep_alive, retry_after=err.retry_after
         )
         if err.status >= 500:
-            log.warning("answered %d to %s: %s (ref %s)", err.status, self.client_ip, err.reason, ref)
+            log.warning("answered %d to %s: %s (ref %s)", err.status, ex.client_ip, err.reason, ref)
         if not keep_alive:
             self.no_more_requests = True
         ex.status = err.status
@@ -419,7 +423,7 @@ class ClientConnection(asyncio.Protocol):
                     user_agent = value
         self.server.access_log.record(
             LogRecord(
-                client_ip=self.client_ip,
+                client_ip=ex.client_ip,
                 method=head.method if head else b"-",
                 target=head.target if head else b"-",
                 version=head.version if head else b"1.1",

@@ -29,6 +29,7 @@ class Exchange:
         "bytes_sent",
         "cancelled",
         "client",
+        "client_ip",
         "error",
         "head",
         "pending",
@@ -49,6 +50,7 @@ class Exchange:
         self, client: ClientConnection, head: RequestHead | None, now: float, error: HttpError | None = None
     ) -> None:
         self.client = client
+        self.client_ip = client.client_ip  # the visitor: resolved from X-Forwarded-For behind a trusted proxy
         self.head = head
         self.error = error  # set for a request that is answered by the shield (parse error in a pipeline)
         self.started_at = now

@@ -126,7 +126,7 @@ class ShieldServer:
                 from shieldwall.dataplane.tls import build_server_context  # noqa: PLC0415 (loads cryptography)
 
                 ctx = build_server_context(
-                    listener.certificates, config_path=f"listeners.{index}.certificates"
+                    listener.certificates, config_path=f"listeners[{index}].certificates"
                 )
             runtime = ListenerRuntime(listener, ctx, b"https" if ctx else b"http")
             if listener.proxy_protocol:

@@ -43,16 +43,16 @@ def build_server_context(
 ) -> ssl.SSLContext:
     """A server context serving `certificates`, the first being the default when SNI matches none.
 
-    `config_path` prefixes key paths in errors; the data plane passes "listeners.N.certificates".
+    `config_path` prefixes key paths in errors; the data plane passes "listeners[N].certificates".
     Raises ConfigError listing every unreadable file, bad PEM or certificate/key mismatch at once."""
     if not certificates:
         raise ValueError("a TLS listener needs at least one certificate")
     problems: list[str] = []
-    loaded = [_load(cert, f"{config_path}.{index}", problems) for index, cert in enumerate(certificates)]
+    loaded = [_load(cert, f"{config_path}[{index}]", problems) for index, cert in enumerate(certificates)]
     for index, entry in enumerate(loaded):
         if entry is not None and index > 0 and not entry[1]:
             problems.append(
-                f"{config_path}.{index}: no names to select it by; set server_names, "
+                f"{config_path}[{index}]: no names to select it by; set server_names, "
                 "or use a certificate with DNS subjectAltNames"
             )
     if problems:

@@ -101,7 +101,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._complete(ex, keep_alive_upstream=False)  # the close was the end of the body
             return
         if ex.response_started:
-            log.warning("origin closed mid-response to %s", ex.client.client_ip)
+            log.warning("origin closed mid-response to %s", ex.client_ip)
             ex.client.abort()
             return
         # The head was written, so the origin may have acted on it: only idempotent requests are retried.
@@ -153,7 +153,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_only = ex.head.method == b"HEAD"
         self.deadline = 0.0
         ex.attempts += 1
-        ex.attach(self, upstream_request_head(ex.head, ex.client.forwarding_context()))
+        ex.attach(self, upstream_request_head(ex.head, ex.client.forwarding_context(ex.client_ip)))
 
     def request_finished(self) -> None:
         """The whole request is on its way: the origin now has read_timeout to start answering."""
@@ -376,7 +376,7 @@ class UpstreamPool:
             log.info("retrying %s after: %s", ex.head.target if ex.head else b"?", reason)
             self.acquire(ex)
             return
-        log.warning("origin failure for %s: %s", ex.client.client_ip, reason)
+        log.warning("origin failure for %s: %s", ex.client_ip, reason)
         ex.client.answer_upstream_failure(ex, 502, reason)
 
     def release(self, conn: UpstreamConnection) -> None:

@@ -16,10 +16,14 @@ class ConnectionCaps:
         self._by_ip: dict[str, int] = {}
         self._by_prefix: dict[str, int] = {}
 
-    def admit(self, ip: str, prefix: str) -> str | None:
-        """Count the connection in and return None, or return why it is refused (nothing is counted)."""
+    def admit(self, ip: str, prefix: str, *, per_client: bool = True) -> str | None:
+        """Count the connection in and return None, or return why it is refused (nothing is counted).
+        `per_client=False` (a trusted proxy carrying many visitors) applies only the total cap."""
         if self.open >= self.total_cap:
             return "max_connections"
+        if not per_client:
+            self.open += 1
+            return None
         ip_count = self._by_ip.get(ip, 0)
         if ip_count >= self.per_ip_cap:
             return "max_connections_per_ip"
@@ -31,8 +35,10 @@ class ConnectionCaps:
         self._by_prefix[prefix] = prefix_count + 1
         return None
 
-    def release(self, ip: str, prefix: str) -> None:
+    def release(self, ip: str, prefix: str, *, per_client: bool = True) -> None:
         self.open -= 1
+        if not per_client:
+            return
         for table, key in ((self._by_ip, ip), (self._by_prefix, prefix)):
             left = table[key] - 1
             if left:
