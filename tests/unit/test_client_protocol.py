@@ -114,6 +114,11 @@ def test_pipelined_requests_are_answered_in_order(rig: Rig) -> None:
         (b"GET http://evil/ HTTP/1.1\r\nHost: good\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n", 417),
         (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405),
+        (b"GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+        (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+        (b"GET http://h/ HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
+        (b"POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     ],
 )
 def test_ambiguous_requests_are_refused_and_never_forwarded(rig: Rig, raw: bytes, status: int) -> None:
@@ -391,3 +396,27 @@ def test_behind_a_trusted_proxy_the_visitor_is_the_forwarded_address() -> None:
         assert r.client_t.take().startswith(b"HTTP/1.1 429")
     finally:
         r.close()
+
+
+def test_request_trailers_that_frame_or_route_are_dropped(rig: Rig) -> None:
+    rig.client.data_received(
+        b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"1\r\nx\r\n0\r\nHost: evil\r\nAuthorization: x\r\nX-Checksum: 1\r\n\r\n"
+    )
+    assert rig.up.take().endswith(b"1\r\nx\r\n0\r\nX-Checksum: 1\r\n\r\n")
+
+
+def test_content_length_in_request_trailers_is_refused(rig: Rig) -> None:
+    rig.client.data_received(
+        b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nContent-Length: 5\r\n\r\n"
+    )
+    assert rig.client_t.take().startswith(b"HTTP/1.1 400 ")
+    assert rig.up.closed, "the origin connection that saw a partial message is not reused"
+
+
+def test_no_100_continue_for_http10(rig: Rig) -> None:
+    rig.client.data_received(
+        b"PUT /x HTTP/1.0\r\nHost: h\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n"
+    )
+    assert rig.client_t.take() == b""
+    assert rig.up.take().startswith(b"PUT /x HTTP/1.1\r\n")

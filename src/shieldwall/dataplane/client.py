@@ -20,7 +20,7 @@ from shieldwall.dataplane.accesslog import LogRecord
 from shieldwall.dataplane.exchange import Exchange
 from shieldwall.http1.error_page import error_response, wants_json
 from shieldwall.http1.forwarding import ForwardingContext
-from shieldwall.http1.request import validate_request_head
+from shieldwall.http1.request import forwardable_trailers, validate_request_head
 from shieldwall.net.client_identity import client_prefix, normalise_ip, resolve_client_ip
 
 if TYPE_CHECKING:
@@ -301,7 +301,7 @@ class ClientConnection(asyncio.Protocol):
         if not ex.head.keep_alive:
             self.no_more_requests = True
         if not ex.cancelled and ex.error is None:
-            ex.request_done(self._trailers)
+            ex.request_done(forwardable_trailers(self._trailers) if self._trailers else [])
 
     # ---------------------------------------------------------------- exchanges
 

@@ -32,6 +32,14 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]{0,5})?")
 
 
+# request-target: no CTLs, SP, DEL or non-ASCII, and no fragment (a client never sends '#', RFC 9112 3.2)
+_BAD_TARGET_BYTE = re.compile(rb"[\x00-\x20#\x7f-\xff]")
+
+
+def target_is_valid(target: bytes) -> bool:
+    return _BAD_TARGET_BYTE.search(target) is None
+
+
 def value_is_valid(value: bytes) -> bool:
     return _BAD_VALUE_BYTE.search(value) is None
 

@@ -5,8 +5,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shieldwall.core.errors import BadRequest, HttpError
-from shieldwall.http1.fields import comma_tokens, host_is_valid, name_is_token, value_is_valid
+from shieldwall.http1.fields import (
+    HOP_BY_HOP,
+    PROXY_SET,
+    comma_tokens,
+    host_is_valid,
+    name_is_token,
+    target_is_valid,
+    value_is_valid,
+)
 
+TRAILER_FORBIDDEN: frozenset[bytes] = (
+    HOP_BY_HOP
+    | PROXY_SET
+    | frozenset(
+        {
+            b"content-length",
+            b"host",
+            b"authorization",
+            b"cookie",
+            b"set-cookie",
+            b"content-type",
+            b"content-encoding",
+            b"content-range",
+            b"cache-control",
+            b"max-forwards",
+            b"range",
+            b"if-match",
+            b"if-none-match",
+        }
+    )
+)
 IDEMPOTENT_METHODS: frozenset[bytes] = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 
 
@@ -45,6 +74,17 @@ def _absolute_to_origin_form(target: bytes, host: bytes | None) -> tuple[bytes, 
     if host is not None and host.lower() != authority.lower():
         raise BadRequest("the request target's host disagrees with the Host header")
     return slash + path if slash else b"/", authority
+
+
+def forwardable_trailers(trailers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Trailer fields that may go on: never ones that frame, route or authenticate (RFC 9110 6.5.1)."""
+    kept = []
+    for name, value in trailers:
+        if not name_is_token(name) or not value_is_valid(value):
+            raise BadRequest("invalid trailer field")
+        if name.lower() not in TRAILER_FORBIDDEN:
+            kept.append((name, value))
+    return kept
 
 
 def validate_request_head(
@@ -91,6 +131,8 @@ def validate_request_head(
         raise BadRequest("more than one Host header")
     if host is not None and not host_is_valid(host):
         raise BadRequest("invalid Host header")
+    if not target_is_valid(target):
+        raise BadRequest("invalid byte in the request target")
     if target[:1] == b"/":
         pass
     elif target == b"*":
@@ -98,10 +140,11 @@ def validate_request_head(
             raise BadRequest("asterisk-form is only allowed with OPTIONS")
     else:
         target, authority = _absolute_to_origin_form(target, host)
-        host = host or authority
+        if host is None and version == b"1.0":
+            host = authority
     if host is None:
         if version == b"1.1":
-            raise BadRequest("missing Host header")
+            raise BadRequest("missing Host header")  # RFC 9112 3.2: even with an absolute-form target
         host = b""
 
     chunked = False
@@ -136,7 +179,7 @@ def validate_request_head(
         content_length=content_length,
         chunked=chunked,
         keep_alive=keep_alive,
-        expect_continue=expect is not None,
+        expect_continue=expect is not None and version == b"1.1",  # never 100 to HTTP/1.0 (RFC 9110 10.1.1)
         upgrade=tunnel,
         connection_tokens=connection,
         forwarded_for=forwarded_for,
