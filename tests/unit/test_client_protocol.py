@@ -408,7 +408,8 @@ def test_request_trailers_that_frame_or_route_are_dropped(rig: Rig) -> None:
 
 def test_content_length_in_request_trailers_is_refused(rig: Rig) -> None:
     rig.client.data_received(
-        b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nContent-Length: 5\r\n\r\n"
+        b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"1\r\nx\r\n0\r\nContent-Length: 5\r\n\r\n"
     )
     assert rig.client_t.take().startswith(b"HTTP/1.1 400 ")
     assert rig.up.closed, "the origin connection that saw a partial message is not reused"
