@@ -421,3 +421,10 @@ def test_no_100_continue_for_http10(rig: Rig) -> None:
     )
     assert rig.client_t.take() == b""
     assert rig.up.take().startswith(b"PUT /x HTTP/1.1\r\n")
+
+
+def test_origin_transfer_codings_other_than_chunked_give_502(rig: Rig) -> None:
+    rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    rig.origin_says(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+    assert rig.client_t.take().startswith(b"HTTP/1.1 502 ")
+    assert rig.up.closed

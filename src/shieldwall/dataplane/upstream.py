@@ -51,8 +51,10 @@ def _response_framing(
     if te:
         if content_length is not None:
             raise UpstreamError("origin sent both Content-Length and Transfer-Encoding")
-        if te[-1].rsplit(b",", 1)[-1].strip() != b"chunked":
-            raise UpstreamError("origin's Transfer-Encoding does not end in chunked")
+        if te != [b"chunked"]:
+            # llhttp removes only the chunked coding: a `gzip, chunked` body would reach the client
+            # still gzipped with nothing saying so. Origins practically never send one; refuse it.
+            raise UpstreamError("origin used a transfer coding other than chunked")
         return ResponseFraming(content_length=None, chunked=client_version == b"1.1", no_body=no_body)
     if content_length is not None or no_body:
         return ResponseFraming(content_length=content_length, chunked=False, no_body=no_body)
