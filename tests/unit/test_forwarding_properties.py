@@ -37,7 +37,7 @@ names = st.one_of(
         ]
     ),
     st.binary(min_size=1, max_size=6).map(lambda b: b.decode("latin-1")),
-)
+).filter(lambda n: not {"\r", "\n", ":"} & set(n))  # these would change the message's structure
 values = st.one_of(
     st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
     st.sampled_from(

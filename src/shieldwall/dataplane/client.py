@@ -35,6 +35,41 @@ PAUSE_PIPELINE, PAUSE_UPSTREAM, PAUSE_CLOSING = 1, 2, 4
 
 
 class ClientConnection(asyncio.Protocol):
+    __slots__ = (
+        "_corked",
+        "_forwarding",
+        "_headers",
+        "_last_parsed",
+        "_reading",
+        "_trailers",
+        "_url",
+        "body_counted",
+        "body_started",
+        "client_ip",
+        "closing",
+        "counted",
+        "current",
+        "head_bytes",
+        "head_started",
+        "idle_since",
+        "limits",
+        "listener",
+        "no_more_requests",
+        "parser",
+        "paused",
+        "peer_ip",
+        "peer_trusted",
+        "phase",
+        "pipeline",
+        "prefix",
+        "reported_ip",
+        "requests",
+        "server",
+        "transport",
+        "tunnel",
+        "write_paused_since",
+    )
+
     def __init__(
         self, server: ShieldServer, listener: ListenerRuntime, reported_ip: str | None = None
     ) -> None:

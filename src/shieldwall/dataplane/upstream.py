@@ -65,6 +65,25 @@ def _response_framing(
 
 
 class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "_closed",
+        "_framing",
+        "_head_only",
+        "_headers",
+        "_in_body",
+        "_interim",
+        "_status",
+        "_trailers",
+        "deadline",
+        "exchange",
+        "idle_since",
+        "parser",
+        "pool",
+        "reused",
+        "transport",
+        "usable",
+    )
+
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
