@@ -5,6 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 
+class FakeSocket:
+    def __init__(self) -> None:
+        self.options: dict[tuple[int, int], bytes | int] = {}
+
+    def setsockopt(self, level: int, name: int, value: bytes | int) -> None:
+        self.options[(level, name)] = value
+
+
 class FakeTransport:
     def __init__(self, peer: tuple[str, int] = ("203.0.113.7", 40000)) -> None:
         self.peer = peer
@@ -13,6 +21,7 @@ class FakeTransport:
         self.aborted = False
         self.reading = True
         self.protocol: Any = None
+        self.sock = FakeSocket()
 
     def write(self, data: bytes) -> None:
         assert not self.closed, "write after close"
@@ -42,4 +51,4 @@ class FakeTransport:
         self.protocol = protocol
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.peer if name == "peername" else default
+        return {"peername": self.peer, "socket": self.sock}.get(name, default)

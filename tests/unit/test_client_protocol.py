@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import Iterator
 
 import pytest
@@ -259,6 +261,8 @@ def test_slow_reader_is_dropped_after_send_timeout(rig: Rig) -> None:
     rig.clock.advance(31)
     rig.client.on_tick(rig.clock.monotonic())
     assert rig.client_t.aborted
+    linger = rig.client_t.sock.options[(socket.SOL_SOCKET, socket.SO_LINGER)]
+    assert linger == struct.pack("ii", 1, 0), "reset, so the kernel drops what the slow reader left unread"
 
 
 def test_idle_keepalive_connection_is_closed(rig: Rig) -> None:

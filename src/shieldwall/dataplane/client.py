@@ -8,7 +8,10 @@ server's sweeper checks them twice a second (see `on_tick`), so a request costs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import struct
 from collections import deque
 from math import ceil
 from typing import TYPE_CHECKING, cast
@@ -32,6 +35,7 @@ log = logging.getLogger("shieldwall.dataplane")
 _IDLE, _HEAD, _BODY = 0, 1, 2
 # Reasons to pause reading from the client (a bit each; reading resumes when none is left)
 PAUSE_PIPELINE, PAUSE_UPSTREAM, PAUSE_CLOSING = 1, 2, 4
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST and drops unsent data
 
 
 class ClientConnection(asyncio.Protocol):
@@ -541,6 +545,13 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
     def abort(self) -> None:
+        """Drop the connection with a reset. A plain close would leave what we had queued for a slow
+        reader in the kernel (seen: FIN-WAIT-1 with 2.8 MB unsent per connection), still trickling out at
+        the attacker's pace; SO_LINGER 0 frees it at once, as nginx's reset_timedout_connection does."""
         if self.transport is not None:
             self.closing = True
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
             self.transport.abort()
