@@ -1,0 +1,1 @@
+"""Test helpers shared by the integration suite (import as `from helpers.x import ...`)."""
