@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fake_transport import FakeTransport
@@ -64,10 +64,21 @@ class Rig:
 
 
 @pytest.fixture
-def rig() -> Iterator[Rig]:
-    r = Rig()
-    yield r
-    r.close()
+def make_rig() -> Iterator[Callable[..., Rig]]:
+    rigs: list[Rig] = []
+
+    def make(config: dict[str, object] | None = None) -> Rig:
+        rigs.append(Rig(config))
+        return rigs[-1]
+
+    yield make
+    for r in rigs:
+        r.close()
+
+
+@pytest.fixture
+def rig(make_rig: Callable[..., Rig]) -> Rig:
+    return make_rig()
 
 
 def test_get_is_forwarded_with_rebuilt_head_and_answered(rig: Rig) -> None:
@@ -142,27 +153,23 @@ def test_bad_pipelined_request_is_answered_after_the_good_one(rig: Rig) -> None:
     assert rig.client_t.closed and len(rig.upstreams) == 1
 
 
-def test_limits_give_414_431_413() -> None:
-    r = Rig({"limits": {"max_request_line": 64, "max_header_count": 3, "max_body_bytes": 10}})
-    try:
-        r.client.data_received(b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: h\r\n\r\n")
-        assert r.client_t.take().startswith(b"HTTP/1.1 414 ")
-        for raw, status in [
-            (b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 431),
-            (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", 413),
-            (
-                b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-                b"6\r\nabcdef\r\n6\r\nabcdef\r\n",
-                413,
-            ),
-        ]:
-            t = FakeTransport()
-            conn = r.connect(t)
-            conn.data_received(raw)
-            assert t.take().startswith(b"HTTP/1.1 %d " % status), raw
-            assert t.closed
-    finally:
-        r.close()
+def test_limits_give_414_431_413(make_rig: Callable[..., Rig]) -> None:
+    r = make_rig({"limits": {"max_request_line": 64, "max_header_count": 3, "max_body_bytes": 10}})
+    r.client.data_received(b"GET /" + b"a" * 100 + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert r.client_t.take().startswith(b"HTTP/1.1 414 ")
+    for raw, status in [
+        (b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 431),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", 413),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nabcdef\r\n",
+            413,
+        ),
+    ]:
+        t = FakeTransport()
+        conn = r.connect(t)
+        conn.data_received(raw)
+        assert t.take().startswith(b"HTTP/1.1 %d " % status), raw
+        assert t.closed
 
 
 def test_chunked_request_is_rechunked_and_response_trailers_forwarded(rig: Rig) -> None:
@@ -234,23 +241,20 @@ def test_silent_connection_is_dropped_at_the_header_deadline(rig: Rig) -> None:
     assert rig.client_t.aborted
 
 
-def test_slow_body_is_cut_but_a_steady_one_is_not() -> None:
-    r = Rig({"limits": {"min_body_rate": 100, "body_grace": 2}})
-    try:
-        r.client.data_received(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n")
-        for _ in range(5):  # 150 B/s: fine
-            r.clock.advance(1)
-            r.client.data_received(b"x" * 150)
-            r.client.on_tick(r.clock.monotonic())
-        assert not r.client_t.closed
-        for _ in range(10):  # then a trickle
-            r.clock.advance(1)
-            r.client.data_received(b"x")
-            r.client.on_tick(r.clock.monotonic())
-        assert r.client_t.closed
-        assert r.up.closed, "the upstream connection that carried a partial body is not reused"
-    finally:
-        r.close()
+def test_slow_body_is_cut_but_a_steady_one_is_not(make_rig: Callable[..., Rig]) -> None:
+    r = make_rig({"limits": {"min_body_rate": 100, "body_grace": 2}})
+    r.client.data_received(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n")
+    for _ in range(5):  # 150 B/s: fine
+        r.clock.advance(1)
+        r.client.data_received(b"x" * 150)
+        r.client.on_tick(r.clock.monotonic())
+    assert not r.client_t.closed
+    for _ in range(10):  # then a trickle
+        r.clock.advance(1)
+        r.client.data_received(b"x")
+        r.client.on_tick(r.clock.monotonic())
+    assert r.client_t.closed
+    assert r.up.closed, "the upstream connection that carried a partial body is not reused"
 
 
 def test_slow_reader_is_dropped_after_send_timeout(rig: Rig) -> None:
@@ -273,17 +277,14 @@ def test_idle_keepalive_connection_is_closed(rig: Rig) -> None:
     assert rig.client_t.closed and not rig.client_t.aborted
 
 
-def test_origin_too_slow_gives_504_and_json_when_asked() -> None:
-    r = Rig({"upstream": {"read_timeout": 2}})
-    try:
-        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n\r\n")
-        r.clock.advance(3)
-        r.server.pool.on_tick(r.clock.monotonic())
-        out = r.client_t.take()
-        assert out.startswith(b"HTTP/1.1 504 ") and b'"reference": "SW-' in out
-        assert r.up.closed
-    finally:
-        r.close()
+def test_origin_too_slow_gives_504_and_json_when_asked(make_rig: Callable[..., Rig]) -> None:
+    r = make_rig({"upstream": {"read_timeout": 2}})
+    r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nAccept: application/json\r\n\r\n")
+    r.clock.advance(3)
+    r.server.pool.on_tick(r.clock.monotonic())
+    out = r.client_t.take()
+    assert out.startswith(b"HTTP/1.1 504 ") and b'"reference": "SW-' in out
+    assert r.up.closed
 
 
 def test_stale_pooled_connection_retries_idempotent_but_not_post(rig: Rig) -> None:
@@ -300,38 +301,34 @@ def test_stale_pooled_connection_retries_idempotent_but_not_post(rig: Rig) -> No
     assert rig.client_t.take().startswith(b"HTTP/1.1 502 ")
 
 
-def test_rate_guard_answers_429_with_retry_after_and_keeps_the_connection() -> None:
-    r = Rig({"limits": {"requests_per_second_per_ip": 1, "requests_burst_per_ip": 1}})
-    try:
-        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        r.origin_says(OK)
-        r.client_t.take()
-        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        out = r.client_t.take()
-        assert out.startswith(b"HTTP/1.1 429 ") and b"Retry-After: 1\r\n" in out
-        assert not r.client_t.closed and len(r.upstreams) == 1
-        r.clock.advance(1)
-        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        r.origin_says(OK)
-        assert r.client_t.take().startswith(b"HTTP/1.1 200")
-    finally:
-        r.close()
+def test_rate_guard_answers_429_with_retry_after_and_keeps_the_connection(
+    make_rig: Callable[..., Rig],
+) -> None:
+    r = make_rig({"limits": {"requests_per_second_per_ip": 1, "requests_burst_per_ip": 1}})
+    r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    r.origin_says(OK)
+    r.client_t.take()
+    r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    out = r.client_t.take()
+    assert out.startswith(b"HTTP/1.1 429 ") and b"Retry-After: 1\r\n" in out
+    assert not r.client_t.closed and len(r.upstreams) == 1
+    r.clock.advance(1)
+    r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    r.origin_says(OK)
+    assert r.client_t.take().startswith(b"HTTP/1.1 200")
 
 
-def test_connection_cap_per_ip_refuses_at_accept() -> None:
-    r = Rig({"limits": {"max_connections_per_ip": 2}})
-    try:
-        second, third = FakeTransport(), FakeTransport()
-        r.connect(second)
-        r.connect(third)
-        assert not second.aborted and third.aborted
-        assert r.server.stats_refused == {"max_connections_per_ip": 1}
-        r.client.connection_lost(None)
-        fourth = FakeTransport()
-        r.connect(fourth)
-        assert not fourth.aborted
-    finally:
-        r.close()
+def test_connection_cap_per_ip_refuses_at_accept(make_rig: Callable[..., Rig]) -> None:
+    r = make_rig({"limits": {"max_connections_per_ip": 2}})
+    second, third = FakeTransport(), FakeTransport()
+    r.connect(second)
+    r.connect(third)
+    assert not second.aborted and third.aborted
+    assert r.server.stats_refused == {"max_connections_per_ip": 1}
+    r.client.connection_lost(None)
+    fourth = FakeTransport()
+    r.connect(fourth)
+    assert not fourth.aborted
 
 
 def test_websocket_upgrade_becomes_a_byte_tunnel(rig: Rig) -> None:
@@ -371,8 +368,8 @@ def test_x_forwarded_for_is_replaced_from_an_untrusted_peer(rig: Rig) -> None:
     assert b"X-Forwarded-For: 203.0.113.7\r\n" in sent and b"6.6.6.6" not in sent
 
 
-def test_behind_a_trusted_proxy_the_visitor_is_the_forwarded_address() -> None:
-    r = Rig(
+def test_behind_a_trusted_proxy_the_visitor_is_the_forwarded_address(make_rig: Callable[..., Rig]) -> None:
+    r = make_rig(
         {
             "client_identity": {"trusted_proxies": ["203.0.113.0/24"]},
             "limits": {
@@ -382,24 +379,21 @@ def test_behind_a_trusted_proxy_the_visitor_is_the_forwarded_address() -> None:
             },
         }
     )
-    try:
-        second = FakeTransport()  # a trusted proxy's connections are not capped per IP
-        r.connect(second)
-        assert not second.aborted
-        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n")
-        sent = r.up.take()
-        assert b"X-Forwarded-For: 198.51.100.1, 203.0.113.7\r\n" in sent
-        assert b"Forwarded: for=198.51.100.1;" in sent
-        r.origin_says(OK)
-        r.client_t.take()
-        # another visitor behind the same proxy has its own rate budget; the first one is over its own
-        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.2\r\n\r\n")
-        r.origin_says(OK)
-        assert r.client_t.take().startswith(b"HTTP/1.1 200")
-        r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n")
-        assert r.client_t.take().startswith(b"HTTP/1.1 429")
-    finally:
-        r.close()
+    second = FakeTransport()  # a trusted proxy's connections are not capped per IP
+    r.connect(second)
+    assert not second.aborted
+    r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n")
+    sent = r.up.take()
+    assert b"X-Forwarded-For: 198.51.100.1, 203.0.113.7\r\n" in sent
+    assert b"Forwarded: for=198.51.100.1;" in sent
+    r.origin_says(OK)
+    r.client_t.take()
+    # another visitor behind the same proxy has its own rate budget; the first one is over its own
+    r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.2\r\n\r\n")
+    r.origin_says(OK)
+    assert r.client_t.take().startswith(b"HTTP/1.1 200")
+    r.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n")
+    assert r.client_t.take().startswith(b"HTTP/1.1 429")
 
 
 def test_request_trailers_that_frame_or_route_are_dropped(rig: Rig) -> None:

@@ -73,7 +73,8 @@ def run(settings: Settings, *, config_path: Path | None, overrides: dict[str, ob
 
     Raises ListenError when a listener cannot be bound. `config_path` and `overrides` are what SIGHUP
     reloads from (the same CLI overrides are applied again)."""
-    n_workers = settings.server.workers or os.cpu_count() or 1
+    # "One per core" means the cores this process may run on (taskset, container cpusets).
+    n_workers = settings.server.workers or len(os.sched_getaffinity(0)) or 1
     groups = bind_listeners(settings, n_workers)
     try:
         return _Supervisor(settings, groups, n_workers, config_path, overrides).serve()
@@ -120,8 +121,9 @@ class _Supervisor:
                 self._spawn(index, self.generation, self.settings)
             while self.stop_deadline is None or self.workers:
                 info = signal.sigtimedwait(_WAITED, self._timeout())
-                if info is not None:
-                    self._on_signal(info.si_signo, info.si_pid)
+                while info is not None:  # take everything pending: a READY must count before its
+                    self._on_signal(info.si_signo, info.si_pid)  # sender's exit is reaped
+                    info = signal.sigtimedwait(_WAITED, 0)
                 self._reap()
                 self._on_timers()
         except BaseException:
@@ -198,7 +200,12 @@ class _Supervisor:
         for index, due in list(self.restart_due.items()):
             if due <= now:
                 del self.restart_due[index]
-                pid = self._spawn(index, self.generation, self.settings)
+                try:
+                    pid = self._spawn(index, self.generation, self.settings)
+                except OSError as exc:  # out of processes or memory: try again, without spinning
+                    self.restart_due[index] = now + _BACKOFF_FIRST
+                    _log(f"cannot fork worker {index}: {exc}")
+                    continue
                 _log(f"worker {index} restarted as pid {pid}")
         if self.reload is not None and now >= self.reload.deadline:
             self._abandon_reload(f"the new workers were not accepting within {_READY_TIMEOUT:g} s")
@@ -254,6 +261,7 @@ class _Supervisor:
         if self.reload is not None:
             _log("SIGHUP ignored: the previous reload is still starting its workers")
             return
+        _log(f"SIGHUP: reloading {self.config_path or 'the defaults and the command line'}")
         try:
             settings = load_config(self.config_path, self.overrides)
         except ConfigError as exc:
@@ -266,10 +274,13 @@ class _Supervisor:
             _log(f"reload failed, the running configuration stays: cannot read {self.config_path}: {exc}")
             return
         settings = self._keep_bound_settings(settings)
-        generation = next(self.generations)
-        pids = {self._spawn(index, generation, settings) for index in range(self.n_workers)}
-        self.reload = _Reload(generation, settings, pids, time.monotonic() + _READY_TIMEOUT)
-        _log(f"SIGHUP: reloading {self.config_path or 'the defaults'}; started {len(pids)} new workers")
+        self.reload = _Reload(next(self.generations), settings, set(), time.monotonic() + _READY_TIMEOUT)
+        for index in range(self.n_workers):
+            try:
+                self.reload.waiting.add(self._spawn(index, self.reload.generation, settings))
+            except OSError as exc:
+                self._abandon_reload(f"cannot fork a new worker: {exc}")
+                return
 
     def _keep_bound_settings(self, new: Settings) -> Settings:
         """Settings fixed by the bound sockets (their addresses, their count, the steering program)

@@ -10,6 +10,7 @@ the worker is still starting is acted on instead of killing it with the default 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import importlib
 import os
@@ -94,13 +95,10 @@ def _reset_inherited_signals() -> None:
 
 def bind_to_parent(parent_pid: int) -> bool:
     """Ask for SIGTERM when the parent dies, so a SIGKILLed supervisor leaves no orphan workers holding
-    the port. False if the parent is already gone (it died between fork and here) or prctl is missing."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-            return False
-    except (OSError, AttributeError):
-        return False
+    the port (best effort: skipped where prctl is unavailable). False if the parent is already gone,
+    i.e. it died between fork and here, before the request could take effect."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     return os.getppid() == parent_pid
 
 
@@ -111,8 +109,6 @@ def _set_title(worker_id: int) -> None:
         return
     except ImportError:
         pass
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_NAME, f"shieldwall-w{worker_id}".encode()[:15], 0, 0, 0)
-    except (OSError, AttributeError):
-        return
+    name = f"shieldwall-w{worker_id}".encode()[:15]
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, name, 0, 0, 0)
