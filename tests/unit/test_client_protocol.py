@@ -426,3 +426,21 @@ def test_origin_transfer_codings_other_than_chunked_give_502(rig: Rig) -> None:
     rig.origin_says(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
     assert rig.client_t.take().startswith(b"HTTP/1.1 502 ")
     assert rig.up.closed
+
+
+def test_drain_closes_idle_keepalive_but_serves_a_new_connection(rig: Rig) -> None:
+    rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    rig.origin_says(OK)
+    fresh_t = FakeTransport()
+    fresh = rig.connect(fresh_t)
+    drain = rig.loop.create_task(rig.server.drain(grace=5))
+    rig.loop.run_until_complete(asyncio.sleep(0))
+    assert rig.client_t.closed, "an idle keep-alive connection is closed at once"
+    assert not fresh_t.closed, "a connection whose first request is on its way is not"
+    fresh.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    rig.origin_says(OK)
+    out = fresh_t.take()
+    assert out.startswith(b"HTTP/1.1 200") and b"Connection: close\r\n" in out
+    fresh.connection_lost(None)
+    rig.client.connection_lost(None)
+    rig.loop.run_until_complete(drain)

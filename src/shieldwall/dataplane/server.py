@@ -157,7 +157,9 @@ class ShieldServer:
         """Wait up to `grace` s for in-flight requests to finish, then close every connection."""
         self.draining = True
         for conn in list(self.connections):
-            if conn.current is None and not conn.pipeline:
+            # Idle keep-alive connections close now (clients retry on those); a connection that has not
+            # sent its first request yet is served, and its response says Connection: close.
+            if conn.current is None and not conn.pipeline and conn.requests:
                 conn.close()
         deadline = self.clock.monotonic() + grace
         while self.connections and self.clock.monotonic() < deadline:

@@ -270,8 +270,8 @@ class _Supervisor:
             for problem in exc.problems:
                 _log(f"  - {problem}")
             return
-        except OSError as exc:
-            _log(f"reload failed, the running configuration stays: cannot read {self.config_path}: {exc}")
+        except Exception as exc:  # a loader bug must not take the running service down with it
+            _log(f"reload failed, the running configuration stays: {exc!r}")
             return
         settings = self._keep_bound_settings(settings)
         self.reload = _Reload(next(self.generations), settings, set(), time.monotonic() + _READY_TIMEOUT)
