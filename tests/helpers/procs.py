@@ -63,7 +63,8 @@ LIVE: list[ServerProcess] = []
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now (for a process that cannot be told to bind port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
@@ -133,21 +134,29 @@ def start_origin(workdir: Path) -> ServerProcess:
 
 def start_shield(workdir: Path, upstream: str, config: dict[str, Any] | None = None) -> ServerProcess:
     """`shieldwall run --workers 1` in front of `upstream`, with BASE_SHIELD_CONFIG + `config`
-    written to a TOML file, once its port accepts connections."""
-    port = free_port()
+    written to a TOML file, once its port accepts connections. The shield listens on a free
+    127.0.0.1 port, unless `config` declares its own `listeners` (the first one is then the address)."""
+    config = merge(BASE_SHIELD_CONFIG, config or {})
+    if config.get("listeners"):
+        host, _, port_text = config["listeners"][0]["address"].rpartition(":")
+        host, port = host.strip("[]"), int(port_text)
+        listen = []
+    else:
+        host, port = "127.0.0.1", free_port()
+        listen = ["--listen", f"127.0.0.1:{port}"]
     name = f"shield-{port}"
     config_path = workdir / f"{name}.toml"
-    write_toml(config_path, merge(BASE_SHIELD_CONFIG, config or {}))
+    write_toml(config_path, config)
     argv = [
         sys.executable, "-m", "shieldwall", "run",
         "--upstream", upstream,
-        "--listen", f"127.0.0.1:{port}",
+        *listen,
         "--workers", "1",
         "--config", str(config_path),
     ]  # fmt: skip
     log_path = workdir / f"{name}.stderr"
     popen = _spawn(argv, log_path, capture_stdout=False)
-    proc = ServerProcess(name, popen, "127.0.0.1", port, log_path)
+    proc = ServerProcess(name, popen, host, port, log_path)
     LIVE.append(proc)
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:

@@ -62,9 +62,17 @@ def chunk(data: bytes) -> bytes:
 class Connection:
     """One client connection. Every read is bounded by `timeout` seconds of silence."""
 
-    def __init__(self, address: tuple[str, int], timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection(address, timeout=timeout)
+    def __init__(self, address: tuple[str, int] | None, timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout) if address else socket.socket()
         self.buf = b""
+
+    @classmethod
+    def over(cls, sock: socket.socket) -> Connection:
+        """HTTP over a socket set up elsewhere (TLS-wrapped, or after a PROXY header)."""
+        conn = cls(None)
+        conn.sock.close()
+        conn.sock = sock
+        return conn
 
     def __enter__(self) -> Connection:
         return self
