@@ -42,11 +42,13 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_corked",
         "_forwarding",
+        "_header_size",
         "_headers",
         "_last_parsed",
         "_reading",
         "_trailers",
         "_url",
+        "_url_size",
         "body_counted",
         "body_started",
         "client_ip",
@@ -94,7 +96,9 @@ class ClientConnection(asyncio.Protocol):
         self.head_started = 0.0
         self.head_bytes = 0
         self._url: list[bytes] = []
+        self._url_size = 0
         self._headers: list[tuple[bytes, bytes]] = []
+        self._header_size = 0
         self._trailers: list[tuple[bytes, bytes]] = []
         self._reading: Exchange | None = None  # exchange whose request is being parsed
         self._last_parsed: Exchange | None = None
@@ -262,15 +266,21 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.phase = _HEAD
         self._url = []
+        self._url_size = 0
         self._headers = []
+        self._header_size = 0
         self._trailers = []
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
-        if sum(map(len, self._url)) > self.limits.max_request_line:
+        self._url_size += len(url)
+        if self._url_size > self.limits.max_request_line:
             raise HttpError(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_size += len(name) + len(value) + 4
+        if self._header_size > self.limits.max_header_bytes:
+            raise HttpError(431, "request header fields too large")
         if self.phase == _BODY:
             self._trailers.append((name, value))
             if len(self._trailers) > self.limits.max_header_count:
@@ -282,10 +292,7 @@ class ClientConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         now = self.server.clock.monotonic()
-        target = b"".join(self._url)
-        size = sum(len(n) + len(v) + 4 for n, v in self._headers)
-        if size > self.limits.max_header_bytes:
-            raise HttpError(431, "request header fields too large")
+        target = self._url[0] if len(self._url) == 1 else b"".join(self._url)
         head = validate_request_head(
             self.parser.get_method(), target, self.parser.get_http_version().encode(), self._headers
         )
