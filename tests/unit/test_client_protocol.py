@@ -444,3 +444,25 @@ def test_drain_closes_idle_keepalive_but_serves_a_new_connection(rig: Rig) -> No
     fresh.connection_lost(None)
     rig.client.connection_lost(None)
     rig.loop.run_until_complete(drain)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        b"X: a\x00b",  # NUL
+        b"X: a\x0bb",  # VT
+        b"X: a\x7fb",  # DEL
+        b"X: a\x01b",  # other CTL
+        b"X(: y",  # "(" is not a token character
+        b"X\x00: y",
+        b"X Y: z",  # space inside a name
+        b"X : y",  # whitespace before the colon
+        b" X: y",  # obs-fold / leading whitespace
+    ],
+)
+def test_llhttp_refuses_bad_field_bytes(rig: Rig, field: bytes) -> None:
+    """shieldwall.http1 relies on llhttp for RFC 9110's token and field-value rules (it does not check
+    them again per header, on the hot path); this pins that reliance to the httptools in use."""
+    rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n" + field + b"\r\n\r\n")
+    assert rig.client_t.take().startswith(b"HTTP/1.1 400 ")
+    assert not rig.upstreams

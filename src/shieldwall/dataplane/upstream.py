@@ -17,9 +17,12 @@ import httptools
 from shieldwall.dataplane.client import ClientConnection
 from shieldwall.dataplane.exchange import Exchange
 from shieldwall.http1.forwarding import (
+    InvalidResponse,
+    ResponseFields,
     ResponseFraming,
     client_response_head,
     last_chunk,
+    response_framing,
     upstream_request_head,
 )
 from shieldwall.http1.forwarding import chunk as frame_chunk
@@ -30,46 +33,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("shieldwall.upstream")
 
 
-class UpstreamError(Exception):
-    pass
-
-
-def _response_framing(
-    status: int, headers: list[tuple[bytes, bytes]], method: bytes, client_version: bytes
-) -> ResponseFraming:
-    content_length: int | None = None
-    te: list[bytes] = []
-    for name, value in headers:
-        lname = name.lower()
-        if lname == b"content-length":
-            if content_length is not None or not value.strip().isdigit():
-                raise UpstreamError("invalid or repeated Content-Length from the origin")
-            content_length = int(value)
-        elif lname == b"transfer-encoding":
-            te.append(value.strip().lower())
-    no_body = method == b"HEAD" or status in (204, 304) or 100 <= status < 200
-    if te:
-        if content_length is not None:
-            raise UpstreamError("origin sent both Content-Length and Transfer-Encoding")
-        if te != [b"chunked"]:
-            # llhttp removes only the chunked coding: a `gzip, chunked` body would reach the client
-            # still gzipped with nothing saying so. Origins practically never send one; refuse it.
-            raise UpstreamError("origin used a transfer coding other than chunked")
-        return ResponseFraming(content_length=None, chunked=client_version == b"1.1", no_body=no_body)
-    if content_length is not None or no_body:
-        return ResponseFraming(content_length=content_length, chunked=False, no_body=no_body)
-    # close-delimited: re-chunk for HTTP/1.1 clients; HTTP/1.0 clients get it close-delimited too
-    return ResponseFraming(
-        content_length=None, chunked=client_version == b"1.1", no_body=False, close_delimited=True
-    )
-
-
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "_closed",
+        "_fields",
         "_framing",
         "_head_only",
-        "_headers",
         "_in_body",
         "_interim",
         "_status",
@@ -93,7 +62,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.usable = True
         self.idle_since = 0.0
         self.deadline = 0.0  # for the response (head or next body bytes); 0 = none
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._fields = ResponseFields([], [])
         self._trailers: list[tuple[bytes, bytes]] = []
         self._in_body = False
         self._interim = False
@@ -165,7 +134,7 @@ class UpstreamConnection(asyncio.Protocol):
     def start(self, ex: Exchange, now: float) -> None:
         assert ex.head is not None
         self.exchange = ex
-        self._headers = []
+        self._fields = ResponseFields([], [])
         self._trailers = []
         self._in_body = False
         self._interim = False
@@ -211,7 +180,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._upgraded(ex, data[exc.args[0] :])
-        except (httptools.HttpParserError, UpstreamError) as exc:
+        except (httptools.HttpParserError, InvalidResponse) as exc:
             cause = exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError) else exc
             log.warning("bad response from origin: %s", cause)
             self.exchange = None
@@ -225,9 +194,10 @@ class UpstreamConnection(asyncio.Protocol):
         if self._in_body:
             self._trailers.append((name, value))
         else:
-            self._headers.append((name, value))
-            if len(self._headers) > 256:
-                raise UpstreamError("origin sent too many header fields")
+            fields = self._fields
+            fields.add(name, value)
+            if len(fields.lines) + len(fields.handled) > 256:
+                raise InvalidResponse("origin sent too many header fields")
 
     def on_headers_complete(self) -> None:
         ex = self.exchange
@@ -237,8 +207,8 @@ class UpstreamConnection(asyncio.Protocol):
             self._interim = True  # 1xx interim responses (103 Early Hints, ...) are not forwarded
             return
         if status == 101 and ex.head.upgrade is None:
-            raise UpstreamError("origin switched protocols without being asked")
-        framing = _response_framing(status, self._headers, ex.head.method, ex.head.version)
+            raise InvalidResponse("origin switched protocols without being asked")
+        framing = response_framing(status, self._fields, ex.head.method, ex.head.version)
         self._framing = framing
         self._status = status
         client = ex.client
@@ -252,7 +222,7 @@ class UpstreamConnection(asyncio.Protocol):
             keep_alive = False
         head = client_response_head(
             status,
-            self._headers,
+            self._fields,
             framing,
             keep_alive=keep_alive,
             client_version=ex.head.version,
@@ -275,7 +245,7 @@ class UpstreamConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self._interim:
             self._interim = False
-            self._headers = []
+            self._fields = ResponseFields([], [])
             return
         ex = self.exchange
         if ex is None or self._framing is None or self._status == 101:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from shieldwall.http1.fields import HOP_BY_HOP, PROXY_SET
+from shieldwall.http1.fields import HOP_BY_HOP, comma_tokens
 from shieldwall.http1.request import RequestHead
 
 # Status lines are built once, not per response.
@@ -38,26 +38,10 @@ def _forwarded_node(ip: str) -> bytes:
     return b'"[%s]"' % ip.encode() if ":" in ip else ip.encode()
 
 
-def _strip(headers: list[tuple[bytes, bytes]], connection_tokens: list[bytes]) -> list[bytes]:
-    """Header lines to pass on: minus hop-by-hop fields, fields named in Connection, and the ones we set."""
-    drop_named = set(connection_tokens) if connection_tokens else None
-    out: list[bytes] = []
-    for name, value in headers:
-        lname = name.lower()
-        if lname in HOP_BY_HOP or lname in PROXY_SET or lname == b"content-length":
-            continue
-        if drop_named is not None and lname in drop_named:
-            continue
-        out.append(b"%s: %s\r\n" % (name, value))
-    return out
-
-
 def upstream_request_head(head: RequestHead, ctx: ForwardingContext) -> bytes:
-    lines = [b"%s %s HTTP/1.1\r\n" % (head.method, head.target)]
-    lines.extend(_strip(head.headers, head.connection_tokens))
+    lines = [b"%s %s HTTP/1.1\r\n" % (head.method, head.target), *head.forward_lines]
     via = b"1.0 " + ctx.via[4:] if head.version == b"1.0" else ctx.via
-    incoming_via = [v for n, v in head.headers if n.lower() == b"via"]
-    lines.append(b"Via: %s\r\n" % b", ".join([*incoming_via, via]))
+    lines.append(b"Via: %s\r\n" % b", ".join([*head.via, via]) if head.via else b"Via: %s\r\n" % via)
     if ctx.peer_trusted and head.forwarded_for:
         xff = b", ".join([*head.forwarded_for, ctx.peer_ip.encode()])
     else:
@@ -92,9 +76,61 @@ class ResponseFraming:
     close_delimited: bool = False  # the origin ends the body by closing the connection
 
 
+class InvalidResponse(Exception):
+    """The origin's response cannot be passed on safely (502)."""
+
+
+# Response fields the shield handles itself; all others go to the client as they came.
+RESPONSE_HANDLED: frozenset[bytes] = HOP_BY_HOP | frozenset({b"content-length", b"via"})
+
+
+@dataclass(slots=True)
+class ResponseFields:
+    """A response head as the origin sent it, sorted once, field by field, as it is parsed."""
+
+    lines: list[bytes]  # end-to-end field lines, ready to send
+    handled: list[tuple[bytes, bytes]]  # (lower-cased name, value) of RESPONSE_HANDLED fields
+
+    def add(self, name: bytes, value: bytes) -> None:
+        lname = name.lower()
+        if lname in RESPONSE_HANDLED:
+            self.handled.append((lname, value))
+        else:
+            self.lines.append(b"%s: %s\r\n" % (name, value))
+
+
+def response_framing(
+    status: int, fields: ResponseFields, method: bytes, client_version: bytes
+) -> ResponseFraming:
+    content_length: int | None = None
+    te: list[bytes] = []
+    for lname, value in fields.handled:
+        if lname == b"content-length":
+            if content_length is not None or not value.strip().isdigit():
+                raise InvalidResponse("invalid or repeated Content-Length from the origin")
+            content_length = int(value)
+        elif lname == b"transfer-encoding":
+            te.append(value.strip().lower())
+    no_body = method == b"HEAD" or status in (204, 304) or 100 <= status < 200
+    if te:
+        if content_length is not None:
+            raise InvalidResponse("origin sent both Content-Length and Transfer-Encoding")
+        if te != [b"chunked"]:
+            # llhttp removes only the chunked coding: a `gzip, chunked` body would reach the client
+            # still gzipped with nothing saying so. Origins practically never send one; refuse it.
+            raise InvalidResponse("origin used a transfer coding other than chunked")
+        return ResponseFraming(content_length=None, chunked=client_version == b"1.1", no_body=no_body)
+    if content_length is not None or no_body:
+        return ResponseFraming(content_length=content_length, chunked=False, no_body=no_body)
+    # close-delimited: re-chunk for HTTP/1.1 clients; HTTP/1.0 clients get it close-delimited too
+    return ResponseFraming(
+        content_length=None, chunked=client_version == b"1.1", no_body=False, close_delimited=True
+    )
+
+
 def client_response_head(
     status: int,
-    headers: list[tuple[bytes, bytes]],
+    fields: ResponseFields,
     framing: ResponseFraming,
     *,
     keep_alive: bool,
@@ -102,30 +138,30 @@ def client_response_head(
     via: bytes,
     upgrade: bytes | None = None,
 ) -> bytes:
-    connection_tokens: list[bytes] = []
+    lines = fields.lines
     incoming_via: list[bytes] = []
-    for name, value in headers:
-        lname = name.lower()
-        if lname == b"connection":
-            connection_tokens.extend(t.strip(b" \t").lower() for t in value.split(b","))
-        elif lname == b"via":
+    for lname, value in fields.handled:
+        if lname == b"via":
             incoming_via.append(value)
-    lines = [status_line(status)]
-    lines.extend(_strip(headers, connection_tokens))
-    lines.append(b"Via: %s\r\n" % b", ".join([*incoming_via, via]))
+        elif lname == b"connection":
+            named = set(comma_tokens(value)) - HOP_BY_HOP
+            if named:  # fields the origin marked hop-by-hop (rare)
+                lines = [line for line in lines if line.partition(b":")[0].lower() not in named]
+    head = [status_line(status), *lines]
+    head.append(b"Via: %s\r\n" % b", ".join([*incoming_via, via]) if incoming_via else b"Via: %s\r\n" % via)
     if upgrade is not None:
-        lines.append(b"Connection: Upgrade\r\nUpgrade: %s\r\n" % upgrade)
+        head.append(b"Connection: Upgrade\r\nUpgrade: %s\r\n" % upgrade)
     else:
         if framing.content_length is not None and not framing.chunked:
-            lines.append(b"Content-Length: %d\r\n" % framing.content_length)
+            head.append(b"Content-Length: %d\r\n" % framing.content_length)
         elif framing.chunked and not framing.no_body:
-            lines.append(b"Transfer-Encoding: chunked\r\n")
+            head.append(b"Transfer-Encoding: chunked\r\n")
         if not keep_alive:
-            lines.append(b"Connection: close\r\n")
+            head.append(b"Connection: close\r\n")
         elif client_version == b"1.0":
-            lines.append(b"Connection: keep-alive\r\n")
-    lines.append(b"\r\n")
-    return b"".join(lines)
+            head.append(b"Connection: keep-alive\r\n")
+    head.append(b"\r\n")
+    return b"".join(head)
 
 
 def chunk(data: bytes) -> bytes:

@@ -36,6 +36,9 @@ TRAILER_FORBIDDEN: frozenset[bytes] = (
         }
     )
 )
+# Fields the origin does not get from the client as they are: hop-by-hop ones, the ones the shield
+# sets itself, and framing (re-stated by the shield). Host is forwarded in its place.
+NOT_FORWARDED: frozenset[bytes] = HOP_BY_HOP | PROXY_SET | frozenset({b"content-length"})
 IDEMPOTENT_METHODS: frozenset[bytes] = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 
 
@@ -53,6 +56,8 @@ class RequestHead:
     upgrade: bytes | None  # b"websocket" when a WebSocket tunnel is asked for
     connection_tokens: list[bytes]
     forwarded_for: list[bytes]
+    via: list[bytes]  # incoming Via values, to extend
+    forward_lines: list[bytes]  # end-to-end field lines ("Name: value\r\n"), in order, for the origin
 
     @property
     def has_body(self) -> bool:
@@ -103,15 +108,17 @@ def validate_request_head(
     expect: bytes | None = None
     upgrade: bytes | None = None
     forwarded_for: list[bytes] = []
+    via: list[bytes] = []
+    forward: list[bytes] = []
+    # One pass: field names and values were already checked against RFC 9110's token and field-value
+    # rules by llhttp (pinned by tests/unit/test_client_protocol.py::test_llhttp_refuses_bad_field_bytes).
     for name, value in headers:
-        if not name_is_token(name):
-            raise BadRequest("invalid header name")
-        if not value_is_valid(value):
-            raise BadRequest("invalid byte in a header value")
         lname = name.lower()
-        if lname == b"host":
-            host_count += 1
-            host = value
+        if lname not in NOT_FORWARDED:
+            forward.append(b"%s: %s\r\n" % (name, value))
+            if lname == b"host":
+                host_count += 1
+                host = value
         elif lname == b"content-length":
             if content_length is not None or not value.isdigit():
                 raise BadRequest("invalid or repeated Content-Length")
@@ -126,6 +133,11 @@ def validate_request_head(
             upgrade = value.strip(b" \t").lower()
         elif lname == b"x-forwarded-for":
             forwarded_for.append(value)
+        elif lname == b"via":
+            via.append(value)
+    if connection and not HOP_BY_HOP.issuperset(connection):
+        named = set(connection)  # fields the client marked hop-by-hop with Connection (rare)
+        forward = [line for line in forward if line.partition(b":")[0].lower() not in named]
 
     if host_count > 1:
         raise BadRequest("more than one Host header")
@@ -183,4 +195,6 @@ def validate_request_head(
         upgrade=tunnel,
         connection_tokens=connection,
         forwarded_for=forwarded_for,
+        via=via,
+        forward_lines=forward,
     )
