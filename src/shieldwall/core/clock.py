@@ -17,11 +17,9 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wall(self) -> float:
-        return time.time()
+    # The C functions themselves, not wrappers: the data plane reads the clock ~7 times per request.
+    monotonic = staticmethod(time.monotonic)
+    wall = staticmethod(time.time)
 
 
 class FakeClock:

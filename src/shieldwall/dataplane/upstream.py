@@ -17,6 +17,7 @@ import httptools
 from shieldwall.dataplane.client import ClientConnection
 from shieldwall.dataplane.exchange import Exchange
 from shieldwall.http1.forwarding import (
+    RESPONSE_HANDLED,
     InvalidResponse,
     ResponseFields,
     ResponseFraming,
@@ -195,7 +196,11 @@ class UpstreamConnection(asyncio.Protocol):
             self._trailers.append((name, value))
         else:
             fields = self._fields
-            fields.add(name, value)
+            lname = name.lower()
+            if lname in RESPONSE_HANDLED:
+                fields.handled.append((lname, value))
+            else:
+                fields.lines.append(b"%s: %s\r\n" % (name, value))
             if len(fields.lines) + len(fields.handled) > 256:
                 raise InvalidResponse("origin sent too many header fields")
 

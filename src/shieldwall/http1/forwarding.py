@@ -86,17 +86,11 @@ RESPONSE_HANDLED: frozenset[bytes] = HOP_BY_HOP | frozenset({b"content-length", 
 
 @dataclass(slots=True)
 class ResponseFields:
-    """A response head as the origin sent it, sorted once, field by field, as it is parsed."""
+    """A response head as the origin sent it, sorted once, field by field, as llhttp reports it
+    (the data plane's on_header callback fills it; a method call per field costs too much there)."""
 
     lines: list[bytes]  # end-to-end field lines, ready to send
     handled: list[tuple[bytes, bytes]]  # (lower-cased name, value) of RESPONSE_HANDLED fields
-
-    def add(self, name: bytes, value: bytes) -> None:
-        lname = name.lower()
-        if lname in RESPONSE_HANDLED:
-            self.handled.append((lname, value))
-        else:
-            self.lines.append(b"%s: %s\r\n" % (name, value))
 
 
 def response_framing(
