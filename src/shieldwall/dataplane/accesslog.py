@@ -51,6 +51,7 @@ class AccessLog:
         self._buffer: list[str] = []
         self._buffered = 0
         self._second = 0
+        self._stamp = ""  # the current second, formatted once per second rather than once per line
         self._written_this_second = 0
         self.skipped_total = 0
         self._skipped_this_second = 0
@@ -66,7 +67,7 @@ class AccessLog:
             self.skipped_total += 1
             return
         self._written_this_second += 1
-        line = self._format(rec, now_wall)
+        line = self._format(rec)
         self._buffer.append(line)
         self._buffered += len(line)
         if self._buffered >= _FLUSH_BYTES:
@@ -85,13 +86,15 @@ class AccessLog:
         self._second = second
         self._written_this_second = 0
         self._skipped_this_second = 0
+        fmt = "%Y-%m-%dT%H:%M:%SZ" if self.json else "%d/%b/%Y:%H:%M:%S +0000"
+        self._stamp = time.strftime(fmt, time.gmtime(second))
 
-    def _format(self, rec: LogRecord, now_wall: float) -> str:
+    def _format(self, rec: LogRecord) -> str:
         if self.json:
             return (
                 json.dumps(
                     {
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_wall)),
+                        "time": self._stamp,
                         "client": rec.client_ip,
                         "method": rec.method.decode("latin-1"),
                         "target": rec.target.decode("latin-1"),
@@ -107,7 +110,7 @@ class AccessLog:
                 )
                 + "\n"
             )
-        stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now_wall))
+        stamp = self._stamp
         request = _clf_quote(b"%s %s HTTP/%s" % (rec.method, rec.target, rec.version))
         return (
             f'{rec.client_ip} - - [{stamp}] "{request}" {rec.status} {rec.bytes_sent} '
