@@ -203,10 +203,11 @@ def check_config(file: Path) -> None:
         click.echo(f"  {line}")
 
 
-@main.command(context_settings=_CONTEXT, short_help="See shieldwall fend off a simulated flood, on loopback.")
+@main.command(context_settings=_CONTEXT, short_help="Watch shieldwall proxy a demo site, on loopback.")
 def demo() -> None:
-    """Watch shieldwall work, on this machine only: a sample site behind the shield on loopback,
-    normal visitors plus a simulated flood, and a scorecard of what got through."""
+    """Watch shieldwall work, on this machine only: a sample site behind the shield on loopback, a
+    visitor and a form served, a smuggling attempt, an oversized header and a slowloris refused, and
+    a table of what happened. (The full flood drill comes with the drills issue.)"""
     from shieldwall.drill.quickdemo import main as quickdemo  # noqa: PLC0415 (keeps --help fast)
 
     sys.exit(quickdemo())
