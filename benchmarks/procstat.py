@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shieldwall.drill.processes import parse_status_kib
+
 CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
@@ -58,18 +60,6 @@ def parse_stat(text: str) -> ProcStat:
     )
 
 
-def parse_status_kib(text: str, key: str) -> int:
-    """A `Key:   1234 kB` figure from /proc/PID/status, e.g. VmHWM (peak resident set), in KiB."""
-    for line in text.splitlines():
-        name, sep, value = line.partition(":")
-        if sep and name == key:
-            number, _, unit = value.strip().partition(" ")
-            if unit != "kB":
-                raise ValueError(f"{key} in unexpected unit {unit!r}")
-            return int(number)
-    raise KeyError(f"{key} not in /proc/PID/status")
-
-
 def parse_cpu_busy_ticks(text: str, cpu: int) -> int:
     """Ticks one CPU has spent busy (user, nice, system, irq, softirq) since boot, from /proc/stat.
     Idle, iowait and steal (time the hypervisor gave to another guest) are not busy."""
@@ -87,22 +77,6 @@ def cpu_busy_ticks(cpu: int) -> int:
 
 def read_stat(pid: int) -> ProcStat:
     return parse_stat(Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace"))
-
-
-def session_members(session: int) -> list[int]:
-    """Live processes of a session. Every server is started in a session of its own, so this finds a
-    master's or supervisor's workers, and never anyone else's process."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = read_stat(int(entry.name))
-        except (OSError, ValueError):
-            continue  # ended while we looked
-        if stat.session == session and stat.state != "Z":
-            members.append(stat.pid)
-    return sorted(members)
 
 
 @dataclass(frozen=True, slots=True)

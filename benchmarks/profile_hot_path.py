@@ -26,11 +26,12 @@ from pathlib import Path
 
 from benchmarks.run import pick_cores
 from benchmarks.scenarios import SCENARIOS, Scenario
-from benchmarks.servers import Servers, free_port, shield_config_toml
+from benchmarks.servers import Servers, shield_config_toml
 from benchmarks.wrk import parse_wrk_output, write_done_hook, wrk_command
 from shieldwall.config import load_config
 from shieldwall.dataplane.listen import bind_group
 from shieldwall.dataplane.worker import run_worker
+from shieldwall.drill.processes import free_port
 
 _POLL = 0.2  # seconds between checks whether wrk has finished
 _OVERRUN = 15.0  # seconds wrk may run past its duration before it is killed

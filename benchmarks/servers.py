@@ -9,31 +9,15 @@ process it started is stopped by PID on the way out.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from benchmarks.procstat import session_members
+from shieldwall.drill.processes import Child, free_port
 
 TEMPLATES = Path(__file__).parent / "nginx"
 READY_TIMEOUT = 15.0  # seconds a server has to answer its first request
-STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now (for servers that cannot be told to bind port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def render_template(name: str, **values: str) -> str:
@@ -71,26 +55,13 @@ def shield_config_toml(*, port: int, origin_port: int, access_log: Path | None, 
     return "\n".join(lines) + "\n"
 
 
-@dataclass
-class Server:
-    name: str
-    popen: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
+class Server(Child):
+    """A benchmarked server (its processes are the leader, nginx master or shieldwall supervisor, and
+    its workers); `url` is what the load generator requests."""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
-
-    def processes(self) -> list[int]:
-        """The leader (nginx master / shieldwall supervisor) and its workers."""
-        return session_members(self.popen.pid)
-
-    def log_tail(self, limit: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")[-limit:] or "(empty)"
-        except FileNotFoundError:
-            return "(no log)"
 
 
 class Servers:
@@ -146,19 +117,10 @@ class Servers:
         return self._start("shieldwall", argv, port, cpu)
 
     def stop(self, server: Server) -> None:
-        """SIGTERM the leader, SIGKILL it after STOP_GRACE s, then SIGKILL what it left in its session."""
+        """Stop `server` (see Child.stop) and forget it."""
         if server in self.live:
             self.live.remove(server)
-        if server.popen.poll() is None:
-            server.popen.send_signal(signal.SIGTERM)
-            try:
-                server.popen.wait(STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                server.popen.kill()
-                server.popen.wait(STOP_GRACE)
-        for leftover in session_members(server.popen.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(leftover, signal.SIGKILL)
+        server.stop()
 
     def _nginx_argv(self, conf: Path, stem: str) -> list[str]:
         # -e: nginx opens its error log before reading the config; keep even that one in the temp dir.
@@ -166,37 +128,21 @@ class Servers:
         return ["nginx", "-p", str(self.workdir), "-c", str(conf), "-e", str(error_log)]
 
     def _start(self, name: str, argv: list[str], port: int, cpu: int) -> Server:
-        log_path = self.workdir / f"{name}-{port}.stderr"
-        with log_path.open("wb") as log:
-            popen = subprocess.Popen(
-                ["taskset", "-c", str(cpu), *argv],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        server = Server(name, popen, port, log_path)
+        pinned = ["taskset", "-c", str(cpu), *argv]
+        server = Server.spawn(name, pinned, self.workdir / f"{name}-{port}.stderr", port=port)
+        server.wait_until(lambda: _answers_http(port), READY_TIMEOUT, f"HTTP answer on port {port}")
         self.live.append(server)
-        self._wait_ready(server)
         return server
 
-    def _wait_ready(self, server: Server) -> None:
-        """Until the server answers an HTTP request (any status: a rate-limited one may say 429)."""
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if server.popen.poll() is not None:
-                self._fail(server, f"exited with status {server.popen.returncode}")
-            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=1.0)
-            try:
-                conn.request("GET", "/")
-                conn.getresponse().read()
-                return
-            except (OSError, http.client.HTTPException):
-                time.sleep(0.05)
-            finally:
-                conn.close()
-        self._fail(server, f"no HTTP answer on port {server.port} within {READY_TIMEOUT:g} s")
 
-    def _fail(self, server: Server, why: str) -> None:
-        self.stop(server)
-        raise RuntimeError(f"{server.name} did not start: {why}\n--- its output ---\n{server.log_tail()}")
+def _answers_http(port: int) -> bool:
+    """Whether the server answers an HTTP request (any status: a rate-limited one may say 429)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+    try:
+        conn.request("GET", "/")
+        conn.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+    return True

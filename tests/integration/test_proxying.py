@@ -14,6 +14,7 @@ import pytest
 from helpers import procs
 from helpers.backends import DroppingBackend
 from helpers.rawhttp import Connection, build_request, chunk, get
+from shieldwall.drill.processes import status_kib
 
 pytestmark = pytest.mark.integration
 
@@ -191,7 +192,7 @@ def test_200mb_streamed_both_ways_in_bounded_memory(start_shield):
         x_digest.update(b"x" * len(piece))
     assert download.status == 200 and download.body_len == size
     assert download.body_sha256 == x_digest.hexdigest()
-    peaks = {pid: procs.proc_status_kib(pid, "VmHWM") for pid in shield.processes()}
+    peaks = {pid: status_kib(pid, "VmHWM") for pid in shield.processes()}
     print(f"shield peak RSS (VmHWM) per process, KiB: {peaks}")
     assert max(peaks.values()) < 100 * 1024, f"peak RSS {peaks} KiB: a body was buffered"
 

@@ -7,7 +7,6 @@ import http.client
 import http.server
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from shieldwall.drill.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -57,12 +58,6 @@ def tiny_origin() -> Iterator[_Origin]:
     thread.join(WAIT)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -92,7 +87,7 @@ class Shield:
     """A `shieldwall run` subprocess with 2 workers and its stderr, collected line by line."""
 
     def __init__(self, tmp_path: Path, origin_port: int) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.config = tmp_path / "shieldwall.toml"
         self.config.write_text(_config())
         command = [

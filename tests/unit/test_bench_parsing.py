@@ -11,10 +11,11 @@ from benchmarks.procstat import (
     cpu_time_between,
     parse_cpu_busy_ticks,
     parse_stat,
-    parse_status_kib,
 )
 from benchmarks.scenarios import SCENARIOS, problems
 from benchmarks.wrk import DONE_HOOK, MARKER, WrkResult, parse_wrk_output
+
+from shieldwall.drill.processes import parse_status_kib
 
 # A real /proc/PID/stat line, with the command name changed to one holding spaces and parentheses.
 STAT = (

@@ -10,10 +10,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import selectors
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from shieldwall.drill.processes import HOST, Child, StartError, free_port
+
 START_TIMEOUT = 10.0
-STOP_GRACE = 5.0
 HEADER_TIMEOUT = 2.0  # the shield's slowloris deadline in this demo
 DRIP_INTERVAL = 0.5
 DEMO_CONFIG = f"""\
@@ -38,10 +35,6 @@ path = "off"
 """
 
 
-class DemoError(Exception):
-    """A server could not be started: the demo cannot go on."""
-
-
 @dataclass
 class Step:
     """One row of the demo: what we try, what the shield should do, and a probe that tries it
@@ -50,59 +43,6 @@ class Step:
     name: str
     expected: str
     probe: Callable[[int], tuple[str, bool]]
-
-
-def _start(argv: list[str], log: Path, capture_stdout: bool) -> subprocess.Popen[bytes]:
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if capture_stdout else sink, stderr=sink
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it is still there after STOP_GRACE seconds."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_GRACE)
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
-def _log_tail(log: Path, lines: int = 15) -> str:
-    return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-
-
-def _origin_port(proc: subprocess.Popen[bytes], log: Path) -> int:
-    """The port from the origin's single 'origin listening on HOST:PORT' line."""
-    assert proc.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        line = proc.stdout.readline().decode() if selector.select(START_TIMEOUT) else ""
-    if not line.startswith(f"origin listening on {HOST}:"):
-        raise DemoError(f"the demo origin did not start:\n{_log_tail(log)}")
-    return int(line.rsplit(":", 1)[1])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_accepting(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise DemoError(f"the shield exited with status {proc.returncode}:\n{_log_tail(log)}")
-        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise DemoError(f"the shield did not accept connections within {START_TIMEOUT:.0f} s:\n{_log_tail(log)}")
 
 
 def _raw_status(port: int, data: bytes) -> str:
@@ -221,29 +161,29 @@ def main() -> int:
         origin_log, shield_log, config = work / "origin.log", work / "shield.log", work / "demo.toml"
         config.write_text(DEMO_CONFIG, encoding="utf-8")
         origin_argv = [sys.executable, "-m", "shieldwall.drill.origin", "--listen", f"{HOST}:0"]
-        origin = _start(origin_argv, origin_log, capture_stdout=True)
-        shield: subprocess.Popen[bytes] | None = None
+        origin = Child.spawn("the demo origin", origin_argv, origin_log, capture_stdout=True)
+        shield: Child | None = None
         try:
-            origin_port = _origin_port(origin, origin_log)
-            shield_port = _free_port()
+            origin.read_announced_port(f"origin listening on {HOST}:", START_TIMEOUT)
+            shield_port = free_port()
             shield_argv = [
                 sys.executable, "-m", "shieldwall", "run",
-                "--upstream", f"http://{HOST}:{origin_port}",
+                "--upstream", f"http://{HOST}:{origin.port}",
                 "--listen", f"{HOST}:{shield_port}",
                 "--workers", "1",
                 "--config", str(config),
             ]  # fmt: skip
-            shield = _start(shield_argv, shield_log, capture_stdout=False)
-            _wait_accepting(shield, shield_port, shield_log)
-            print(f"shieldwall quick demo: origin on {HOST}:{origin_port}, shield on {HOST}:{shield_port}\n")
+            shield = Child.spawn("the shield", shield_argv, shield_log, port=shield_port)
+            shield.wait_accepting(START_TIMEOUT)
+            print(f"shieldwall quick demo: origin on {HOST}:{origin.port}, shield on {HOST}:{shield_port}\n")
             rows = [_run(step, shield_port) for step in STEPS]
-        except DemoError as exc:
+        except StartError as exc:
             print(f"demo failed: {exc}", file=sys.stderr)
             return 1
         finally:
             if shield is not None:
-                _stop(shield)
-            _stop(origin)
+                shield.stop()
+            origin.stop()
     _print_table(rows)
     passed = sum(row[4] == "ok" for row in rows)
     print(f"\n{passed}/{len(rows)} steps behaved as expected.")
