@@ -210,7 +210,8 @@ class ClientConnection(asyncio.Protocol):
 
     def cork(self) -> None:
         """Collect writes until uncork(): a response head and a small body leave in one send() call.
-        Measured: one syscall less per proxied request, about 6 µs of the ~49 µs total."""
+        One syscall less per proxied request; with two smaller changes made at the same time, CPU per
+        proxied keep-alive request went from 49 to 39 µs (docs/performance.md)."""
         if self._corked is None:
             self._corked = []
 
