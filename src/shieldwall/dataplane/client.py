@@ -139,7 +139,7 @@ class ClientConnection(asyncio.Protocol):
         self.peer_trusted = self.server.trusted.contains(ip)
         refused = self.server.caps.admit(ip, self.prefix, per_client=not self.peer_trusted)
         if refused is not None:
-            self.server.stats_refused[refused] = self.server.stats_refused.get(refused, 0) + 1
+            self.server.stats_refused[refused] += 1
             assert self.transport is not None
             self.transport.abort()
             return
@@ -319,9 +319,7 @@ class ClientConnection(asyncio.Protocol):
                 ex.error = HttpError(
                     429, "request rate", keep_alive=True, retry_after=ceil(verdict.retry_after)
                 )
-                self.server.stats_refused["rate_limited"] = (
-                    self.server.stats_refused.get("rate_limited", 0) + 1
-                )
+                self.server.stats_refused["rate_limited"] += 1
         self._reading = ex
         if self.current is None:
             self._begin(ex)
@@ -517,7 +515,7 @@ class ClientConnection(asyncio.Protocol):
         """Called by the server's sweeper about twice a second."""
         limits = self.limits
         if self.write_paused_since and now - self.write_paused_since > limits.send_timeout:
-            self.server.stats_refused["send_timeout"] = self.server.stats_refused.get("send_timeout", 0) + 1
+            self.server.stats_refused["send_timeout"] += 1
             self.abort()  # slow read: the client is not taking our response
             return
         if self.tunnel is not None or self.paused:
@@ -540,7 +538,7 @@ class ClientConnection(asyncio.Protocol):
         return now - self.idle_since > self.limits.keepalive_timeout
 
     def _deadline_missed(self, which: str) -> None:
-        self.server.stats_refused[which] = self.server.stats_refused.get(which, 0) + 1
+        self.server.stats_refused[which] += 1
         if self.current is None and self._reading is None and self.head_bytes == 0 and self.requests == 0:
             self.abort()  # never sent a byte: nothing to answer
             return

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -109,7 +110,7 @@ class ShieldServer:
         self.access_log = AccessLog(settings.access_log)
         self.connections: set[ClientConnection] = set()
         self.pending_proxy: set[_PendingProxyHeader] = set()
-        self.stats_refused: dict[str, int] = {}
+        self.stats_refused: Counter[str] = Counter()  # why connections/requests were refused (telemetry)
         self.draining = False
         self._servers: list[asyncio.Server] = []
         self._proxy_sockets: list[socket.socket] = []

@@ -49,7 +49,6 @@ class UpstreamConnection(asyncio.Protocol):
         "idle_since",
         "parser",
         "pool",
-        "reused",
         "transport",
         "usable",
     )
@@ -59,7 +58,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.exchange: Exchange | None = None
-        self.reused = False  # has carried a response before: a failure may be a stale keep-alive
         self.usable = True
         self.idle_since = 0.0
         self.deadline = 0.0  # for the response (head or next body bytes); 0 = none
@@ -265,7 +263,6 @@ class UpstreamConnection(asyncio.Protocol):
         # After a HEAD response llhttp still expects the body its framing fields announce, so that
         # connection is not reused (measured rare in real traffic; correctness over one reconnect).
         if keep_alive_upstream and ex.request_sent and not self._closed and not self._head_only:
-            self.reused = True
             self.pool.release(self)  # first, so the client's next pipelined request can take it
         else:
             self.close()
