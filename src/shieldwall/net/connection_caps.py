@@ -45,6 +45,3 @@ class ConnectionCaps:
                 table[key] = left
             else:
                 del table[key]  # tables only hold clients with open connections: bounded by `open`
-
-    def count(self, ip: str) -> int:
-        return self._by_ip.get(ip, 0)
