@@ -79,7 +79,11 @@ def profile_worker(workdir: Path, servers: Servers, scenario: Scenario, duration
     access_log = workdir / "access.log" if scenario.access_log else None
     config.write_text(
         shield_config_toml(
-            port=port, origin_port=origin.port, access_log=access_log, rate_limited=scenario.rate_limited
+            port=port,
+            origin_port=origin.port,
+            access_log=access_log,
+            rate_limited=scenario.rate_limited,
+            state_dir=workdir / "state",
         )
     )
     settings = load_config(config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 import time
 
 from tests.unit.fake_transport import FakeTransport
@@ -36,7 +37,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50_000)
     args = parser.parse_args()
     loop = asyncio.new_event_loop()
-    settings = parse_config({"access_log": {"path": "off"}, "limits": {"max_requests_per_connection": 10**9}})
+    state = tempfile.TemporaryDirectory(prefix="shieldwall-bench-")
+    settings = parse_config(
+        {
+            "access_log": {"path": "off"},
+            "limits": {"max_requests_per_connection": 10**9},
+            "server": {"state_dir": state.name},
+        }
+    )
     server = ShieldServer(settings, loop=loop, clock=SystemClock())
     client_t, origin_t = FakeTransport(), FakeTransport(("127.0.0.1", 8000))
     origin = UpstreamConnection(server.pool)
@@ -64,6 +72,7 @@ def main() -> None:
         f"pure-Python path per proxied keep-alive request: {best * 1e6:.2f} µs (best of 5 x {args.requests})"
     )
     loop.close()
+    state.cleanup()
 
 
 if __name__ == "__main__":

@@ -30,13 +30,16 @@ def render_template(name: str, **values: str) -> str:
     return text
 
 
-def shield_config_toml(*, port: int, origin_port: int, access_log: Path | None, rate_limited: bool) -> str:
+def shield_config_toml(
+    *, port: int, origin_port: int, access_log: Path | None, rate_limited: bool, state_dir: Path
+) -> str:
     """A shieldwall config equivalent to proxy.conf.tmpl. With `access_log`, every line is written
     (max_lines_per_second = 0) because nginx writes every line too."""
     lines = [
         "[server]",
         "workers = 1",
         "shutdown_grace = 2.0",
+        f'state_dir = "{state_dir}"',
         "",
         "[[listeners]]",
         f'address = "127.0.0.1:{port}"',
@@ -111,7 +114,13 @@ class Servers:
         log = self.workdir / f"shieldwall-{port}.access.log" if access_log else None
         conf = self.workdir / f"shieldwall-{port}.toml"
         conf.write_text(
-            shield_config_toml(port=port, origin_port=origin_port, access_log=log, rate_limited=rate_limited)
+            shield_config_toml(
+                port=port,
+                origin_port=origin_port,
+                access_log=log,
+                rate_limited=rate_limited,
+                state_dir=self.workdir / "state",
+            )
         )
         argv = [sys.executable, "-m", "shieldwall", "run", "--config", str(conf), "--workers", "1"]
         return self._start("shieldwall", argv, port, cpu)

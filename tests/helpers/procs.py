@@ -44,6 +44,7 @@ def start_shield(workdir: Path, upstream: str, config: dict[str, Any] | None = N
     written to a TOML file, once its port accepts connections. The shield listens on a free
     127.0.0.1 port, unless `config` declares its own `listeners` (the first one is then the address)."""
     config = merge(BASE_SHIELD_CONFIG, config or {})
+    config.setdefault("server", {}).setdefault("state_dir", str(workdir / "state"))
     if config.get("listeners"):
         host, _, port_text = config["listeners"][0]["address"].rpartition(":")
         host, port = host.strip("[]"), int(port_text)

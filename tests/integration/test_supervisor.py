@@ -79,8 +79,11 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _config(grace: float = 3.0, via: str = "shieldwall") -> str:
-    return f'[server]\nshutdown_grace = {grace}\nvia_name = "{via}"\n\n[access_log]\npath = "off"\n'
+def _config(state_dir: Path, grace: float = 3.0, via: str = "shieldwall") -> str:
+    return (
+        f'[server]\nshutdown_grace = {grace}\nvia_name = "{via}"\nstate_dir = "{state_dir}"\n\n'
+        '[access_log]\npath = "off"\n'
+    )
 
 
 class Shield:
@@ -89,7 +92,8 @@ class Shield:
     def __init__(self, tmp_path: Path, origin_port: int) -> None:
         self.port = free_port()
         self.config = tmp_path / "shieldwall.toml"
-        self.config.write_text(_config())
+        self.state_dir = tmp_path / "state"
+        self.config.write_text(_config(self.state_dir))
         command = [
             sys.executable, "-m", "shieldwall", "run",
             "--upstream", f"http://127.0.0.1:{origin_port}",
@@ -191,7 +195,7 @@ def test_sighup_with_a_valid_config_rolls_workers_without_failing_a_request(shie
     client.start()
     try:
         _wait_until(lambda: len(results) >= 20, "traffic before the reload")
-        shield.config.write_text(_config(via="reloaded"))
+        shield.config.write_text(_config(shield.state_dir, via="reloaded"))
         os.kill(shield.proc.pid, signal.SIGHUP)
         _wait_until(lambda: shield.logged("reload complete"), "the reload")
         _wait_until(

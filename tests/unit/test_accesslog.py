@@ -35,7 +35,7 @@ def test_combined_log_format(tmp_path: Path) -> None:
     line = path.read_text()
     assert line == (
         '198.51.100.4 - - [14/Nov/2023:22:13:20 +0000] "GET /a?q=\\"x\\" HTTP/1.1" 429 123 "-" "curl/8" '
-        "0.013 SW-0123456789\n"
+        "0.013 SW-0123456789 - -\n"
     )
 
 
@@ -66,3 +66,19 @@ def test_off_writes_nothing(tmp_path: Path) -> None:
     log.record(record(), T0)
     log.close()
     assert not log.enabled and list(tmp_path.iterdir()) == []
+
+
+def test_the_deciding_rule_and_log_only_rules_are_logged(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    log = AccessLog(AccessLogSettings(path=str(path)))
+    rec = record(403, "SW-0123456789")
+    rec.rule, rec.logged = "no-wp", ("try-a", "try-b")
+    log.record(rec, T0)
+    log.close()
+    assert path.read_text().endswith(" 0.013 SW-0123456789 no-wp try-a,try-b\n")
+    json_path = tmp_path / "access.jsonl"
+    json_log = AccessLog(AccessLogSettings(path=str(json_path), format="json"))
+    json_log.record(rec, T0)
+    json_log.close()
+    entry = json.loads(json_path.read_text())
+    assert entry["rule"] == "no-wp" and entry["log_only"] == ["try-a", "try-b"]

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shieldwall.net.client_identity import TrustedProxies, client_prefix, normalise_ip, resolve_client_ip
+from shieldwall.net.client_identity import client_prefix, normalise_ip, resolve_client_ip
+from shieldwall.net.networks import NetworkSet
 
-TRUSTED = TrustedProxies(["10.0.0.0/8", "192.0.2.0/24", "2001:db8:ffff::/48"])
+TRUSTED = NetworkSet(["10.0.0.0/8", "192.0.2.0/24", "2001:db8:ffff::/48"])
 CLIENT = "198.51.100.7"
 
 
@@ -95,18 +96,18 @@ def test_trusted_proxies_contains(ip, trusted):
 
 
 def test_mapped_cidr_trusts_the_ipv4_network():
-    proxies = TrustedProxies(["::ffff:172.16.0.0/108"])
+    proxies = NetworkSet(["::ffff:172.16.0.0/108"])
     assert proxies.contains("172.16.9.9")
     assert proxies.contains("::ffff:172.16.9.9")
     assert not proxies.contains("172.32.0.1")
 
 
 def test_empty_trust_list_trusts_nothing():
-    assert not TrustedProxies([]).contains("10.0.0.1")
+    assert not NetworkSet([]).contains("10.0.0.1")
 
 
 def test_cache_is_bounded():
-    proxies = TrustedProxies(["10.0.0.0/8"], cache_size=8)
+    proxies = NetworkSet(["10.0.0.0/8"], cache_size=8)
     for i in range(100):
         assert proxies.contains(f"10.0.0.{i}")
         assert not proxies.contains(f"11.0.0.{i}")
@@ -115,7 +116,7 @@ def test_cache_is_bounded():
 
 def test_bad_cidr_is_refused():
     with pytest.raises(ValueError):
-        TrustedProxies(["10.0.0.0/33"])
+        NetworkSet(["10.0.0.0/33"])
 
 
 @pytest.mark.parametrize(
@@ -171,7 +172,7 @@ def test_resolve_client_ip(peer, forwarded_for, expected):
 
 
 def test_resolve_with_no_trusted_proxies_uses_the_peer():
-    assert resolve_client_ip("10.0.0.1", [CLIENT.encode()], TrustedProxies([])) == "10.0.0.1"
+    assert resolve_client_ip("10.0.0.1", [CLIENT.encode()], NetworkSet([])) == "10.0.0.1"
 
 
 entries = st.one_of(
@@ -204,3 +205,21 @@ def test_resolved_address_is_the_peer_or_one_written_in_the_header(peer, lines):
         assert result == peer
     else:
         assert result == peer or result in addresses_written_in(forwarded_for)
+
+
+@pytest.mark.parametrize(
+    ("target", "covered", "overlapping"),
+    [
+        ("10.1.2.3", True, True),
+        ("10.1.2.0/24", True, True),
+        ("10.0.0.0/7", False, True),  # wider than the set's /8: only part of it is in
+        ("11.0.0.0/24", False, False),
+        ("::ffff:10.1.2.3", True, True),  # IPv4-mapped is IPv4
+        ("2001:db8:1:2::/64", True, True),
+        ("2001:db9::/64", False, False),
+    ],
+)
+def test_network_set_covers_and_overlaps(target: str, covered: bool, overlapping: bool) -> None:
+    networks = NetworkSet(["10.0.0.0/8", "2001:db8::/32"])
+    assert networks.covers(target) is covered
+    assert networks.overlaps(target) is overlapping

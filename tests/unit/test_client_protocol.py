@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -25,7 +26,8 @@ class Rig:
     def __init__(self, config: dict[str, object] | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.clock = FakeClock()
-        cfg = {"access_log": {"path": "off"}, **(config or {})}
+        self.state = tempfile.TemporaryDirectory(prefix="shieldwall-test-")
+        cfg = {"access_log": {"path": "off"}, "server": {"state_dir": self.state.name}, **(config or {})}
         self.server = ShieldServer(parse_config(cfg), loop=self.loop, clock=self.clock)
         self.upstreams: list[FakeTransport] = []
         self.server.pool.acquire = self._acquire  # type: ignore[method-assign]
@@ -61,6 +63,7 @@ class Rig:
 
     def close(self) -> None:
         self.loop.close()
+        self.state.cleanup()
 
 
 @pytest.fixture

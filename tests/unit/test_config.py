@@ -8,14 +8,14 @@ import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from types import NoneType, UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 import pydantic
 import pytest
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from shieldwall.config import ConfigError, Settings, load_config, parse_config
 from shieldwall.config.load import key_path, read_toml, with_value
@@ -96,7 +96,7 @@ def test_unknown_key_without_a_near_match_lists_the_valid_keys() -> None:
     ]
     assert problems({"firewall": {}}) == [
         "firewall: unknown section; the sections are: "
-        "server, listeners, upstream, limits, client_identity, access_log"
+        "server, listeners, upstream, limits, client_identity, access_log, rules, bans"
     ]
 
 
@@ -304,11 +304,22 @@ def test_override_errors_name_the_command_line_as_source() -> None:
 # --- the reference doc and the example cannot drift from the schema ------------------------------
 
 
+def unwrap(annotation: Any) -> Any:
+    """`Annotated[X, ...]` and an optional `X | None` are written in TOML as X is."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+        elif get_origin(annotation) in (Union, UnionType) and NoneType in get_args(annotation):
+            [annotation] = [arg for arg in get_args(annotation) if arg is not NoneType]
+        else:
+            return annotation
+
+
 def leaf_fields(model: type[BaseModel] = Settings, prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
     """Every key an operator can write, as the doc names it: `limits.header_timeout`,
     `listeners[].certificates[].cert`. Tables (sections) are not keys; their keys are."""
     for name, field in model.model_fields.items():
-        annotation = field.annotation
+        annotation = unwrap(field.annotation)
         args = get_args(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             yield from leaf_fields(annotation, f"{prefix}{name}.")
@@ -319,11 +330,14 @@ def leaf_fields(model: type[BaseModel] = Settings, prefix: str = "") -> Iterator
 
 
 def doc_type(field: FieldInfo) -> str:
-    annotation = field.annotation
+    annotation = unwrap(field.annotation)
     if get_origin(annotation) is Literal:
         return " or ".join(json.dumps(arg) for arg in get_args(annotation))
     if get_origin(annotation) is tuple:
-        return "array of strings"
+        item = get_args(annotation)[0]
+        return "array of numbers" if float in (item, *get_args(item)) else "array of strings"
+    if get_origin(annotation) is dict:
+        return "table of strings"
     names: dict[Any, str] = {
         int: "integer",
         float: "number",
@@ -354,9 +368,14 @@ def doc_default(field: FieldInfo) -> str:
             return json.dumps(value)
         if isinstance(value, tuple):
             return "[" + ", ".join(toml(item) for item in value) + "]"
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{json.dumps(k)} = {toml(v)}" for k, v in value.items()) + "}"
         return str(value)
 
-    return "required" if field.default is PydanticUndefined else f"`{toml(field.default)}`"
+    if field.is_required():
+        return "required"
+    default = field.get_default(call_default_factory=True)
+    return "not set" if default is None else f"`{toml(default)}`"
 
 
 def doc_rows() -> dict[str, list[str]]:
@@ -413,11 +432,14 @@ def uncommented_example() -> str:
 
 
 def toml_keys(node: Any, prefix: str = "") -> set[str]:
+    here = prefix.removesuffix(".").replace("[]..", "[].").replace(".[]", "[]")
+    if here in {key for key, _ in leaf_fields()}:
+        return {here}  # a key whose value is a table (rules[].match.headers) is one key
     if isinstance(node, list) and node and all(isinstance(item, dict) for item in node):
         return set().union(*(toml_keys(item, prefix + "[].") for item in node))
     if isinstance(node, dict):
         return set().union(*(toml_keys(value, f"{prefix}{key}.") for key, value in node.items()))
-    return {prefix.removesuffix(".").replace("[]..", "[].").replace(".[]", "[]")}
+    return {here}
 
 
 def test_example_shows_every_key() -> None:

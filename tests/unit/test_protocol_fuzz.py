@@ -5,6 +5,7 @@ uvloop that would leave a connection hanging), and the books must balance when e
 from __future__ import annotations
 
 import asyncio
+import tempfile
 
 from fake_transport import FakeTransport
 from hypothesis import event, settings
@@ -50,7 +51,9 @@ class DataPlane(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.clock = FakeClock()
+        self.state = tempfile.TemporaryDirectory(prefix="shieldwall-fuzz-")
         cfg = {
+            "server": {"state_dir": self.state.name},
             "access_log": {"path": "off"},
             "limits": {"requests_per_second_per_ip": 5, "requests_burst_per_ip": 3},
         }
@@ -76,6 +79,7 @@ class DataPlane(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.loop.close()
+        self.state.cleanup()
 
     @rule(peer=st.sampled_from(["203.0.113.1", "203.0.113.2", "2001:db8::1"]))
     def connect(self, peer: str) -> None:

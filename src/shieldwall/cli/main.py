@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from shieldwall import __version__
+from shieldwall.cli.bans import bans
 from shieldwall.config import ConfigError, Settings, load_config
 from shieldwall.config.load import read_toml, with_value
 from shieldwall.config.schema import parse_host_port, parse_origin_url
@@ -211,3 +212,6 @@ def demo() -> None:
     from shieldwall.drill.quickdemo import main as quickdemo  # noqa: PLC0415 (keeps --help fast)
 
     sys.exit(quickdemo())
+
+
+main.add_command(bans)

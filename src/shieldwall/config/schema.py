@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from shieldwall.config.policy_schema import Bans, Rule, unique_rule_names
+
 PositiveFloat = Annotated[float, Field(gt=0, strict=True)]
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
@@ -219,6 +221,11 @@ class Server(_Section):
     shutdown_grace: PositiveFloat = Field(
         default=20.0, description="seconds SIGTERM waits for in-flight requests"
     )
+    state_dir: Path = Field(
+        default=Path("/var/lib/shieldwall"),
+        description="where shieldwall keeps state that must survive a restart (bans); "
+        "e.g. /var/lib/shieldwall",
+    )
     steer_by_prefix: StrictBool = Field(
         default=True, description="pin each client /24 or /64 to one worker (SO_REUSEPORT + BPF)"
     )
@@ -238,6 +245,8 @@ class Settings(_Section):
     limits: Limits = Limits()
     client_identity: ClientIdentity = ClientIdentity()
     access_log: AccessLog = AccessLog()
+    rules: Annotated[tuple[Rule, ...], AfterValidator(unique_rule_names)] = ()
+    bans: Bans = Bans()
 
     # Field validators, not a model validator: they run even when other sections have errors, so one
     # check-config run reports everything.

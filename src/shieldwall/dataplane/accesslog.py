@@ -1,4 +1,6 @@
-"""Access log in Combined Log Format or JSON lines, with a per-second line budget.
+"""Access log in Combined Log Format or JSON lines, with a per-second line budget. A combined line
+ends with four fields of our own: duration in seconds, reference ID, the rule that refused the request,
+and the log-only rules that would have refused it ("-" when none).
 
 Under a flood, writing one line per request could become what takes the shield down, so at most
 `max_lines_per_second` lines are written each second; the rest are counted and a summary line says how many
@@ -31,6 +33,8 @@ class LogRecord:
     duration: float
     ref_id: str | None
     worker: int
+    rule: str | None = None  # the rule that refused the request
+    logged: tuple[str, ...] = ()  # log-only rules that would have refused it
 
 
 def _clf_quote(value: bytes) -> str:
@@ -106,6 +110,8 @@ class AccessLog:
                         "duration_ms": round(rec.duration * 1000, 3),
                         "ref": rec.ref_id,
                         "worker": rec.worker,
+                        "rule": rec.rule,
+                        "log_only": list(rec.logged),
                     }
                 )
                 + "\n"
@@ -115,7 +121,7 @@ class AccessLog:
         return (
             f'{rec.client_ip} - - [{stamp}] "{request}" {rec.status} {rec.bytes_sent} '
             f'"{_clf_quote(rec.referer)}" "{_clf_quote(rec.user_agent)}" '
-            f"{rec.duration:.3f} {rec.ref_id or '-'}\n"
+            f"{rec.duration:.3f} {rec.ref_id or '-'} {rec.rule or '-'} {','.join(rec.logged) or '-'}\n"
         )
 
     def flush(self) -> None:

@@ -21,10 +21,12 @@ import httptools
 from shieldwall.core.errors import BadRequest, HttpError
 from shieldwall.dataplane.accesslog import LogRecord
 from shieldwall.dataplane.exchange import Exchange
+from shieldwall.dataplane.views import request_view
 from shieldwall.http1.error_page import error_response, wants_json
 from shieldwall.http1.forwarding import ForwardingContext
 from shieldwall.http1.request import forwardable_trailers, validate_request_head
 from shieldwall.net.client_identity import client_prefix, normalise_ip, resolve_client_ip
+from shieldwall.policy.decision import Action
 
 if TYPE_CHECKING:
     from shieldwall.dataplane.server import ListenerRuntime, ShieldServer
@@ -137,6 +139,11 @@ class ClientConnection(asyncio.Protocol):
         self.client_ip = ip
         self.prefix = client_prefix(ip)
         self.peer_trusted = self.server.trusted.contains(ip)
+        if not self.peer_trusted and self.server.bans.check(ip, self.prefix, self.server.clock.wall()):
+            self.server.stats_refused["banned"] += 1
+            assert self.transport is not None
+            self.transport.abort()  # a banned client costs a lookup, before any byte is read
+            return
         refused = self.server.caps.admit(ip, self.prefix, per_client=not self.peer_trusted)
         if refused is not None:
             self.server.stats_refused[refused] += 1
@@ -310,22 +317,38 @@ class ClientConnection(asyncio.Protocol):
         self.body_counted = 0
         ex = Exchange(self, head, now)
         if self.peer_trusted and head.forwarded_for:
-            ex.client_ip = resolve_client_ip(self.client_ip, head.forwarded_for, self.server.trusted)
+            ex.client_ip = ip = resolve_client_ip(self.client_ip, head.forwarded_for, self.server.trusted)
+            if self.server.bans.check(ip, client_prefix(ip), self.server.clock.wall()):
+                ex.error = HttpError(403, "banned", keep_alive=True)  # behind a proxy: refused per request
+                self.server.stats_refused["banned"] += 1
+        # Refusals below are answered by the shield; the parser goes on, so pipelined requests behind
+        # a refused one are kept (unless the refusal earns a ban: then the connection closes).
         limiter = self.server.request_limiter
-        if limiter is not None:
+        if limiter is not None and ex.error is None:
             verdict = limiter.check(ex.client_ip, now)
             if not verdict.allowed:
-                # Answered by the shield; the parser goes on, so pipelined requests behind it are kept.
-                ex.error = HttpError(
-                    429, "request rate", keep_alive=True, retry_after=ceil(verdict.retry_after)
-                )
-                self.server.stats_refused["rate_limited"] += 1
+                self._refuse(ex, 429, "request rate", ceil(verdict.retry_after), "rate_limited")
+        policy = self.server.policy
+        if ex.error is None and not policy.empty:
+            ip = ex.client_ip
+            view = request_view(head, ip, self.prefix if ip == self.client_ip else client_prefix(ip))
+            decision = ex.decision = policy.decide(view, now)
+            if decision.action is not Action.ALLOW:
+                self._refuse(ex, decision.status, f"rule {decision.rule}", decision.retry_after, "rule")
         self._reading = ex
         if self.current is None:
             self._begin(ex)
         else:
             self.pipeline.append(ex)
             self._pause(PAUSE_PIPELINE)
+
+    def _refuse(self, ex: Exchange, status: int, reason: str, retry_after: int | None, counter: str) -> None:
+        """The shield answers this request itself (429, 403). A refusal is an offence: enough of them
+        in a short time earn the client a ban, and then its connection closes after the answer."""
+        self.server.stats_refused[counter] += 1
+        ip = ex.client_ip
+        banned = self.server.offence(ip, self.prefix if ip == self.client_ip else client_prefix(ip))
+        ex.error = HttpError(status, reason, keep_alive=not banned, retry_after=retry_after)
 
     def on_body(self, body: bytes) -> None:
         ex = self._reading
@@ -479,6 +502,8 @@ class ClientConnection(asyncio.Protocol):
                 duration=now - ex.started_at,
                 ref_id=ex.ref_id,
                 worker=self.server.worker_id,
+                rule=ex.decision.rule if ex.decision.action is not Action.ALLOW else None,
+                logged=ex.decision.logged,
             ),
             self.server.clock.wall(),
         )

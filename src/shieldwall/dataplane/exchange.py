@@ -13,6 +13,7 @@ from shieldwall.core.errors import HttpError
 from shieldwall.core.refid import new_reference_id
 from shieldwall.http1.forwarding import chunk, last_chunk
 from shieldwall.http1.request import RequestHead
+from shieldwall.policy.decision import ALLOW, Decision
 
 if TYPE_CHECKING:
     from shieldwall.dataplane.client import ClientConnection
@@ -30,6 +31,7 @@ class Exchange:
         "cancelled",
         "client",
         "client_ip",
+        "decision",
         "error",
         "head",
         "pending",
@@ -69,6 +71,7 @@ class Exchange:
         self.cancelled = False
         self.waiting_since = 0.0
         self.ref_id: str | None = None
+        self.decision: Decision = ALLOW  # the policy's answer, kept for the access log
 
     def reference(self) -> str:
         if self.ref_id is None:

@@ -16,10 +16,13 @@ from shieldwall.core.clock import Clock, SystemClock
 from shieldwall.dataplane.accesslog import AccessLog
 from shieldwall.dataplane.client import ClientConnection
 from shieldwall.dataplane.upstream import UpstreamPool
+from shieldwall.dataplane.worker_bans import WorkerBans
 from shieldwall.limiter.gcra import Gcra
-from shieldwall.net.client_identity import TrustedProxies, normalise_ip
+from shieldwall.net.client_identity import normalise_ip
 from shieldwall.net.connection_caps import ConnectionCaps
+from shieldwall.net.networks import NetworkSet
 from shieldwall.net.proxy_protocol import ProxyProtocolError, parse_proxy_header
+from shieldwall.policy.compile import compile_policy
 
 log = logging.getLogger("shieldwall.dataplane")
 
@@ -99,13 +102,15 @@ class ShieldServer:
         self.caps = ConnectionCaps(
             limits.max_connections, limits.max_connections_per_ip, limits.max_connections_per_prefix
         )
-        self.trusted = TrustedProxies(settings.client_identity.trusted_proxies)
+        self.trusted = NetworkSet(settings.client_identity.trusted_proxies)
         self.via = b"1.1 " + settings.server.via_name.encode()
         self.request_limiter = (
             Gcra(limits.requests_per_second_per_ip, limits.requests_burst_per_ip, limits.tracked_clients)
             if limits.requests_per_second_per_ip
             else None
         )
+        self.policy = compile_policy(settings.rules, tracked_keys=limits.tracked_clients)
+        self.bans = WorkerBans(settings, worker_id, self.clock.wall())
         self.pool = UpstreamPool(self)
         self.access_log = AccessLog(settings.access_log)
         self.connections: set[ClientConnection] = set()
@@ -172,6 +177,7 @@ class ShieldServer:
         self.pool.close_all()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        self.bans.sync(self.clock.wall(), final=True)  # bans made since the last save are kept
         self.access_log.close()
 
     # ---------------------------------------------------------------- accepting
@@ -208,6 +214,10 @@ class ShieldServer:
 
         self.loop.create_task(connect())
 
+    def offence(self, ip: str, prefix: str) -> bool:
+        """A request of this client was refused; True when that earned it a ban."""
+        return self.bans.offence(ip, prefix, self.clock.wall()) is not None
+
     # ---------------------------------------------------------------- periodic work
 
     def _sweep(self) -> None:
@@ -219,6 +229,7 @@ class ShieldServer:
                 if now > pending.deadline:
                     pending.drop()
             self.pool.on_tick(now)
+            self.bans.sync(self.clock.wall())
             self.access_log.flush()
         finally:
             self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._sweep)

@@ -26,6 +26,7 @@ DRIP_INTERVAL = 0.5
 DEMO_CONFIG = f"""\
 [server]
 shutdown_grace = 2.0
+state_dir = "{{state_dir}}"
 
 [limits]
 header_timeout = {HEADER_TIMEOUT}
@@ -159,7 +160,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="shieldwall-demo-") as workdir:
         work = Path(workdir)
         origin_log, shield_log, config = work / "origin.log", work / "shield.log", work / "demo.toml"
-        config.write_text(DEMO_CONFIG, encoding="utf-8")
+        config.write_text(DEMO_CONFIG.format(state_dir=work / "state"), encoding="utf-8")
         origin_argv = [sys.executable, "-m", "shieldwall.drill.origin", "--listen", f"{HOST}:0"]
         origin = Child.spawn("the demo origin", origin_argv, origin_log, capture_stdout=True)
         shield: Child | None = None

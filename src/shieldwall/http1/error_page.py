@@ -12,6 +12,7 @@ from shieldwall.http1.forwarding import status_line
 
 _EXPLANATIONS: dict[int, str] = {
     400: "Your browser sent a request this site cannot accept.",
+    403: "This request is not allowed here. If you think that is a mistake, tell the site's team.",
     404: "There is nothing here.",
     405: "This kind of request is not accepted here.",
     408: "Your request took too long to arrive.",

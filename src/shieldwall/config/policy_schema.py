@@ -1,0 +1,167 @@
+"""Configuration of the policy engine: `[[rules]]` (what to allow, limit or block) and `[bans]`.
+
+Rules are checked in order; see docs/policy.md for the semantics. Field shapes are validated here;
+whether regular expressions compile and names are unique is checked here too, so check-config reports
+a bad rule with its key path before anything runs."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PositiveFloat = Annotated[float, Field(gt=0, strict=True)]
+PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+StrictBool = Annotated[bool, Field(strict=True)]
+
+_RULE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_LIMIT_KEY = re.compile(r"ip|prefix|prefix48|route|header:[a-z0-9-]+")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HOST = re.compile(
+    r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
+)
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern.encode())  # the engine matches bytes (what arrives on the wire)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc}); see Python's re syntax") from None
+    return pattern
+
+
+def _cidr(value: str) -> str:
+    import ipaddress  # noqa: PLC0415
+
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError("not a CIDR; write e.g. 203.0.113.0/24 or 2001:db8::/32") from None
+    return value
+
+
+def _host(value: str) -> str:
+    if not _HOST.fullmatch(value):
+        raise ValueError("not a host name; write e.g. example.org or *.example.org (no port, no scheme)")
+    return value
+
+
+def _method(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError("not an HTTP method; write e.g. POST")
+    return value
+
+
+def _header_name(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError("not a header name; write e.g. user-agent")
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
+Host = Annotated[str, AfterValidator(_host)]
+Method = Annotated[str, AfterValidator(_method)]
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuleMatch(_Section):
+    """Conditions a request must all meet (AND); a condition left out matches everything."""
+
+    hosts: tuple[Host, ...] = Field(default=(), description="Host names; '*.example.org' matches subdomains")
+    methods: tuple[Method, ...] = Field(default=(), description="e.g. ['POST']")
+    path: str | None = Field(default=None, description="exact path, e.g. '/login'")
+    path_prefix: str | None = Field(default=None, description="e.g. '/api/'")
+    path_glob: str | None = Field(default=None, description="shell-style, e.g. '/static/*.js'")
+    path_regex: Regex | None = Field(default=None, description="searched in the path")
+    clients: tuple[Cidr, ...] = Field(default=(), description="client addresses, as CIDRs")
+    headers: dict[HeaderName, Regex] = Field(
+        default_factory=dict,
+        description="header name → regex searched in its value; the header must be present",
+    )
+
+
+class RuleLimit(_Section):
+    rate: PositiveFloat = Field(description="requests per second, sustained")
+    burst: PositiveInt = Field(description="requests allowed at once")
+    per: str = Field(
+        default="ip",
+        description="what is counted: ip, prefix (/24 or /64), prefix48 (IPv6 /48), route (all clients "
+        "together), or header:NAME (e.g. an API key)",
+    )
+
+    @field_validator("per")
+    @classmethod
+    def _per(cls, value: str) -> str:
+        if not _LIMIT_KEY.fullmatch(value):
+            raise ValueError("must be ip, prefix, prefix48, route or header:NAME (lower-case)")
+        return value
+
+
+class Rule(_Section):
+    name: str
+    action: Literal["allow", "block", "limit"]
+    log_only: StrictBool = Field(default=False, description="record what the rule would do, do not do it")
+    match: RuleMatch = RuleMatch()
+    limit: RuleLimit | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _RULE_NAME.fullmatch(value):
+            raise ValueError("not a rule name; use lower-case letters, digits, '-' and '_' (at most 63)")
+        return value
+
+    @model_validator(mode="after")
+    def _limit_iff_limit_action(self) -> Rule:
+        if self.action == "limit" and self.limit is None:
+            raise ValueError("a rule with action = 'limit' needs a [rules.limit] table (rate, burst)")
+        if self.action != "limit" and self.limit is not None:
+            raise ValueError("[rules.limit] is only for action = 'limit'")
+        if self.action == "allow" and self.log_only:
+            raise ValueError("a log-only allow rule would do nothing; remove log_only or the rule")
+        return self
+
+
+class Bans(_Section):
+    """Automatic bans for repeat offenders, and where manual bans are kept."""
+
+    enabled: StrictBool = True
+    offences: PositiveInt = Field(
+        default=30,
+        description="refusals by the shield (a rule's 429/403, the per-IP rate guard's 429) within "
+        "offence_window that earn a ban",
+    )
+    offence_window: PositiveFloat = Field(default=60.0, description="seconds")
+    durations: tuple[PositiveFloat, ...] = Field(
+        default=(60.0, 600.0, 3600.0, 86400.0),
+        description="ban lengths in seconds for a first, second, ... ban; the last repeats",
+    )
+    memory: PositiveFloat = Field(
+        default=86400.0, description="seconds a past ban still counts towards a longer next one"
+    )
+    allowlist: tuple[Cidr, ...] = Field(default=(), description="never banned (monitoring, office)")
+    max_entries: PositiveInt = Field(default=100_000, description="bans and offenders tracked per worker")
+
+    @field_validator("durations")
+    @classmethod
+    def _durations(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value:
+            raise ValueError("give at least one ban duration")
+        return value
+
+
+def unique_rule_names(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(rules):
+        first = seen.setdefault(rule.name, index)
+        if first != index:
+            raise ValueError(
+                f"rules[{first}] and rules[{index}] are both named {rule.name!r}; names must be unique"
+            )
+    return rules

@@ -1,0 +1,65 @@
+"""`Policy.decide(view, now)`: the rules, in order, applied to one request. Semantics: docs/policy.md.
+
+Per request, in a worker's event loop, so it allocates nothing but the Decision it returns, and not
+even that when the answer is a plain allow or a rule's precomputed allow/block.
+"""
+
+from __future__ import annotations
+
+from shieldwall.policy.decision import ALLOW, Action, Decision, RequestView
+from shieldwall.policy.paths import normalise_path
+from shieldwall.policy.rule import CompiledRule, headers_match, paths_match
+
+
+class Policy:
+    """The compiled rules of one configuration (see policy.compile). `empty` is True when there are
+    none: the data plane then skips building a RequestView at all."""
+
+    __slots__ = ("_match_paths", "empty", "rules")
+
+    def __init__(self, rules: tuple[CompiledRule, ...]) -> None:
+        self.rules = rules
+        self.empty = not rules
+        # Normalising the path costs ~0.2 µs even when it is already normal: only pay it when it is used.
+        self._match_paths = any(rule.looks_at_path for rule in rules)
+
+    def decide(self, view: RequestView, now: float) -> Decision:
+        """The first rule that stops the request decides; a limit rule under its limit lets evaluation
+        go on, and a log-only rule only records its name in `logged`."""
+        logged: tuple[str, ...] = ()  # the empty tuple is a singleton: no allocation
+        method, host, client_ip = view.method, view.host, view.client_ip
+        path = normalise_path(view.path) if self._match_paths else view.path  # see policy/paths.py
+        if host.endswith(b"."):
+            host = host[:-1]  # "example.org." names the same site as "example.org"
+        for rule in self.rules:
+            # The conditions, inline rather than a method per rule: a call per rule would double the
+            # cost of a policy that does not match. Cheapest first; an absent condition is None or ().
+            if rule.methods is not None and method not in rule.methods:
+                continue
+            if rule.hosts is not None and host not in rule.hosts and not host.endswith(rule.host_suffixes):
+                continue
+            if rule.path is not None and path != rule.path:
+                continue
+            if rule.path_prefix is not None and not path.startswith(rule.path_prefix):
+                continue
+            if rule.clients is not None and not rule.clients.contains(client_ip):
+                continue
+            if rule.path_tests and not paths_match(rule.path_tests, path):
+                continue
+            if rule.headers and not headers_match(rule.headers, view.headers):
+                continue
+            limiter = rule.limiter
+            if limiter is None:  # allow or block
+                if not rule.log_only:
+                    return Decision(rule.action, rule.name, logged=logged) if logged else rule.decision
+                if rule.action is Action.BLOCK:  # a log-only allow would have refused nothing
+                    logged += (rule.name,)
+                continue
+            retry_after = limiter.check(view, now)
+            if retry_after is None:
+                continue
+            if rule.log_only:
+                logged += (rule.name,)
+                continue
+            return Decision(Action.LIMIT, rule.name, retry_after, logged)
+        return Decision(Action.ALLOW, logged=logged) if logged else ALLOW

@@ -1,0 +1,107 @@
+"""A limit rule's counter: which bucket a request goes in (`per`), and the GCRA that counts each bucket.
+
+The key is computed only for requests that reached the rule and matched it, so the cost of a key
+(decoding a header, finding an IPv6 /48) is paid by limited routes alone. Every table here is bounded:
+the GCRA by `tracked_keys`, the /48 cache by a fixed size, and a header value is never kept whole when
+it is long (a flood of 8 KB API keys would otherwise cost 8 KB of memory per tracked key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Final
+
+from shieldwall.limiter.gcra import Gcra
+from shieldwall.policy.decision import RequestView
+
+KeyOf = Callable[[RequestView], str | None]
+"""The bucket a request is counted in, or None when the rule does not count it."""
+
+_MAX_KEY_BYTES: Final = 64  # longer header values are keyed by a digest
+_PREFIX48_CACHE: Final = 4096
+_V6_48_MASK: Final = ((1 << 48) - 1) << 80
+
+
+class RuleLimiter:
+    """Counts the requests a limit rule matched, per bucket; says how long an over-limit client waits."""
+
+    __slots__ = ("gcra", "key_of")
+
+    def __init__(self, rate: float, burst: int, per: str, tracked_keys: int) -> None:
+        self.gcra = Gcra(rate, burst, tracked_keys)
+        self.key_of = key_function(per)
+
+    def check(self, view: RequestView, now: float) -> int | None:
+        """Count the request; None when admitted (or not counted), else the whole seconds to wait (>= 1)."""
+        key = self.key_of(view)
+        if key is None:
+            return None
+        verdict = self.gcra.check(key, now)
+        return None if verdict.allowed else math.ceil(verdict.retry_after)
+
+
+def key_function(per: str) -> KeyOf:
+    """`per` as the schema validated it (ip, prefix, prefix48, route, header:NAME) → its key function."""
+    if per == "ip":
+        return attrgetter("client_ip")
+    if per == "prefix":
+        return attrgetter("prefix")
+    if per == "prefix48":
+        return _Prefix48()
+    if per == "route":
+        return _route
+    kind, _, name = per.partition(":")
+    if kind != "header" or not name:
+        raise ValueError(f"unknown limit key {per!r}")
+    return _HeaderKey(name.lower().encode("ascii"))
+
+
+def _route(view: RequestView) -> str:
+    return ""  # one bucket for every client
+
+
+class _HeaderKey:
+    """The first value of one header; requests without it are not counted."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+
+    def __call__(self, view: RequestView) -> str | None:
+        value = view.header(self.name)
+        if value is None:
+            return None
+        if len(value) > _MAX_KEY_BYTES:
+            return "#" + hashlib.blake2b(value, digest_size=16).hexdigest()
+        return value.decode("latin-1")  # every byte maps to one character: distinct values stay distinct
+
+
+class _Prefix48:
+    """IPv6 clients by /48 (a typical site allocation); IPv4 clients by their /24 (the view's prefix).
+
+    The /48 is derived from the /64 prefix text, which many addresses share, through a bounded cache:
+    parsing IPv6 text costs microseconds and a flood must not make it cost memory."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, view: RequestView) -> str:
+        prefix = view.prefix
+        if ":" not in prefix:
+            return prefix
+        known = self._cache.get(prefix)
+        if known is not None:
+            return known
+        network = int(ipaddress.IPv6Address(prefix.partition("/")[0])) & _V6_48_MASK
+        found = f"{ipaddress.IPv6Address(network)}/48"
+        if len(self._cache) >= _PREFIX48_CACHE:
+            del self._cache[next(iter(self._cache))]  # the oldest entry (dicts keep insertion order)
+        self._cache[prefix] = found
+        return found

@@ -1,0 +1,1 @@
+"""State that outlives a process: bans on disk under `server.state_dir` (later: Redis for clusters)."""
