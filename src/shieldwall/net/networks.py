@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Final
 
 IPV4_OCTET: Final = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # 0-255, no leading zeros
@@ -51,28 +53,18 @@ def within(inner: Network, outer: Network) -> bool:
 
 
 class NetworkSet:
-    """Networks given as CIDR texts; `contains` is cached per address text in a bounded dict."""
+    """Networks given as CIDR texts; `contains(ip)` is memoised per address text, bounded."""
 
     def __init__(self, cidrs: Sequence[str], *, cache_size: int = 4096) -> None:
         self.networks = tuple(parse_network(cidr) for cidr in cidrs)
         self._v4 = tuple((int(n.network_address), int(n.netmask)) for n in self.networks if n.version == 4)
         self._v6 = tuple((int(n.network_address), int(n.netmask)) for n in self.networks if n.version == 6)
-        self._cache: dict[str, bool] = {}
-        self._cache_size = cache_size
+        # `contains(ip)`: whether `ip` lies in one of the networks (False for malformed text too),
+        # memoised per address text by lru_cache (C, O(1) eviction of the least recently used).
+        self.contains: Callable[[str], bool] = lru_cache(maxsize=cache_size)(self._lookup)
 
     def __bool__(self) -> bool:
         return bool(self.networks)
-
-    def contains(self, ip: str) -> bool:
-        """True when `ip` lies in one of the networks; False otherwise and for malformed text."""
-        known = self._cache.get(ip)
-        if known is not None:
-            return known
-        found = self._lookup(ip)
-        if len(self._cache) >= self._cache_size:
-            del self._cache[next(iter(self._cache))]  # drop the oldest entry (dicts keep insertion order)
-        self._cache[ip] = found
-        return found
 
     def covers(self, target: str) -> bool:
         """Whether every address of `target` (an address or a CIDR) is in the set."""
@@ -92,7 +84,10 @@ class NetworkSet:
         except ValueError:
             return False
         if isinstance(address, str):
-            value, networks = int(ipaddress.IPv4Address(address)), self._v4
+            # classify() has checked a strict dotted quad, so inet_aton's lenient forms never reach it.
+            # timeit here: 0.19 µs against 3.24 µs for int(ipaddress.IPv4Address(address)) — this runs
+            # on every cache miss, and a flood of distinct addresses is all misses.
+            value, networks = int.from_bytes(socket.inet_aton(address), "big"), self._v4
         else:
             value, networks = int(address), self._v6
         return any(value & mask == network for network, mask in networks)

@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import math
 from collections.abc import Callable
+from functools import lru_cache
 from operator import attrgetter
 from typing import Final
 
@@ -51,7 +52,7 @@ def key_function(per: str) -> KeyOf:
     if per == "prefix":
         return attrgetter("prefix")
     if per == "prefix48":
-        return _Prefix48()
+        return _prefix48
     if per == "route":
         return _route
     kind, _, name = per.partition(":")
@@ -81,27 +82,15 @@ class _HeaderKey:
         return value.decode("latin-1")  # every byte maps to one character: distinct values stay distinct
 
 
-class _Prefix48:
-    """IPv6 clients by /48 (a typical site allocation); IPv4 clients by their /24 (the view's prefix).
+@lru_cache(maxsize=_PREFIX48_CACHE)
+def _slash48(prefix64: str) -> str:
+    """ "2001:db8:1:2::/64" → "2001:db8:1::/48". Memoised (bounded): many addresses share a /64, and
+    parsing IPv6 text costs microseconds."""
+    network = int(ipaddress.IPv6Address(prefix64.partition("/")[0])) & _V6_48_MASK
+    return f"{ipaddress.IPv6Address(network)}/48"
 
-    The /48 is derived from the /64 prefix text, which many addresses share, through a bounded cache:
-    parsing IPv6 text costs microseconds and a flood must not make it cost memory."""
 
-    __slots__ = ("_cache",)
-
-    def __init__(self) -> None:
-        self._cache: dict[str, str] = {}
-
-    def __call__(self, view: RequestView) -> str:
-        prefix = view.prefix
-        if ":" not in prefix:
-            return prefix
-        known = self._cache.get(prefix)
-        if known is not None:
-            return known
-        network = int(ipaddress.IPv6Address(prefix.partition("/")[0])) & _V6_48_MASK
-        found = f"{ipaddress.IPv6Address(network)}/48"
-        if len(self._cache) >= _PREFIX48_CACHE:
-            del self._cache[next(iter(self._cache))]  # the oldest entry (dicts keep insertion order)
-        self._cache[prefix] = found
-        return found
+def _prefix48(view: RequestView) -> str:
+    """IPv6 clients by /48 (a typical site allocation); IPv4 clients by their /24 (the view's prefix)."""
+    prefix = view.prefix
+    return prefix if ":" not in prefix else _slash48(prefix)
