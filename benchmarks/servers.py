@@ -55,6 +55,9 @@ def shield_config_toml(
         lines += [f'path = "{access_log}"', "max_lines_per_second = 0"]
     if rate_limited:
         lines += ["", "[limits]", "requests_per_second_per_ip = 1", "requests_burst_per_ip = 1"]
+    # nginx's limit_req never bans; with automatic bans on, wrk's client would be banned after 30
+    # refusals and the 429 row would measure refusals at accept instead (cheaper, but not comparable).
+    lines += ["", "[bans]", "enabled = false"]
     return "\n".join(lines) + "\n"
 
 
