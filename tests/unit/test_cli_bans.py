@@ -157,7 +157,7 @@ def test_a_bad_config_exits_2_with_every_problem(tmp_path: Path) -> None:
     assert result.stderr.splitlines() == [
         f"{path}: 2 problems",
         "  bans.offences: must be greater than 0 (got 0)",
-        '  bans.allowlist[0]: not a CIDR (got "x"); write e.g. 203.0.113.0/24 or 2001:db8::/32',
+        '  bans.allowlist[0]: not a CIDR (got "x"); write it like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32',
     ]
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import click
 
-from shieldwall.config import ConfigError, Settings, load_config
+from shieldwall.cli.errors import exit_on_config_error
+from shieldwall.config import Settings, load_config
 from shieldwall.config.load import with_value
 from shieldwall.limiter.bans import Ban, Lift, ban_target, strongest
 from shieldwall.net.client_identity import client_prefix
@@ -108,14 +109,9 @@ def _fail(message: str) -> None:
 
 def _settings(config_path: Path | None) -> Settings:
     """The configuration, or every problem in it on stderr and exit 2 (as `check-config` prints them)."""
-    try:
-        return load_config(config_path)
-    except ConfigError as error:
-        count = len(error.problems)
-        click.echo(f"{error.source}: {count} problem{'' if count == 1 else 's'}", err=True)
-        for problem in error.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    with exit_on_config_error():
+        settings = load_config(config_path)
+    return settings
 
 
 @contextmanager

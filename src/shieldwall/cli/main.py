@@ -12,8 +12,7 @@ come from the supervisor or the demo."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +20,14 @@ import click
 
 from shieldwall import __version__
 from shieldwall.cli.bans import bans
+from shieldwall.cli.errors import exit_on_config_error
 from shieldwall.config import ConfigError, Settings, load_config
 from shieldwall.config.load import read_toml, with_value
 from shieldwall.config.schema import parse_host_port, parse_origin_url
 
-EXIT_BAD_CONFIG = 2
 EXIT_CANNOT_LISTEN = 1
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-@contextmanager
-def _exit_on_config_error() -> Iterator[None]:
-    """Print every problem of a ConfigError to stderr, one per line, and exit 2."""
-    try:
-        yield
-    except ConfigError as error:
-        count = len(error.problems)
-        click.echo(f"{error.source}: {count} problem{'' if count == 1 else 's'}", err=True)
-        for problem in error.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(EXIT_BAD_CONFIG)
 
 
 def _check_upstream(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -164,7 +150,7 @@ def run(upstream: str | None, listen: Sequence[str], config_path: Path | None, w
         overrides["listeners"] = [{"address": address} for address in listen]
     if workers is not None:
         overrides["server.workers"] = workers
-    with _exit_on_config_error():
+    with exit_on_config_error():
         settings = load_config(config_path, overrides)
         explicit = upstream is not None or (
             config_path is not None and _sets_upstream_url(read_toml(config_path))
@@ -174,7 +160,7 @@ def run(upstream: str | None, listen: Sequence[str], config_path: Path | None, w
             "Missing option '--upstream'. Name the origin to protect with --upstream http://HOST:PORT "
             "or set url in the [upstream] section of the --config file."
         )
-    with _exit_on_config_error():
+    with exit_on_config_error():
         _check_certificates(settings, str(config_path or "<command line>"))
     from shieldwall.dataplane.listen import ListenError  # noqa: PLC0415 (keeps --help fast)
     from shieldwall.dataplane.supervisor import run as run_supervisor  # noqa: PLC0415
@@ -195,7 +181,7 @@ def check_config(file: Path) -> None:
     """Validate FILE, and read the TLS certificates it names, without starting anything. Prints
     "FILE: OK" and a summary, or every problem (key path, what is wrong, what to do) on stderr and
     exits 2."""
-    with _exit_on_config_error():
+    with exit_on_config_error():
         settings = load_config(file)
         explicit = _sets_upstream_url(read_toml(file))
         _check_certificates(settings, str(file))

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shieldwall.config.validators import Cidr
+
 PositiveFloat = Annotated[float, Field(gt=0, strict=True)]
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 StrictBool = Annotated[bool, Field(strict=True)]
@@ -29,16 +31,6 @@ def _compiles(pattern: str) -> str:
     except re.error as exc:
         raise ValueError(f"not a valid regular expression ({exc}); see Python's re syntax") from None
     return pattern
-
-
-def _cidr(value: str) -> str:
-    import ipaddress  # noqa: PLC0415
-
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise ValueError("not a CIDR; write e.g. 203.0.113.0/24 or 2001:db8::/32") from None
-    return value
 
 
 def _host(value: str) -> str:
@@ -63,7 +55,6 @@ Regex = Annotated[str, AfterValidator(_compiles)]
 Host = Annotated[str, AfterValidator(_host)]
 Method = Annotated[str, AfterValidator(_method)]
 HeaderName = Annotated[str, AfterValidator(_header_name)]
-Cidr = Annotated[str, AfterValidator(_cidr)]
 
 
 class _Section(BaseModel):

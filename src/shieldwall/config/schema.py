@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shieldwall.config.policy_schema import Bans, Rule, unique_rule_names
+from shieldwall.config.validators import Cidr
 
 PositiveFloat = Annotated[float, Field(gt=0, strict=True)]
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
@@ -75,14 +76,6 @@ def parse_origin_url(value: str) -> tuple[str, int]:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError("the origin URL takes no path or query; clients' paths are forwarded as they are")
     return parts.hostname, port
-
-
-def _is_cidr(value: str) -> str:
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise ValueError("not a CIDR; write it like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32") from None
-    return value
 
 
 def _is_sni_name(value: str) -> str:
@@ -202,7 +195,7 @@ class Limits(_Section):
 
 
 class ClientIdentity(_Section):
-    trusted_proxies: tuple[Annotated[str, AfterValidator(_is_cidr)], ...] = Field(
+    trusted_proxies: tuple[Cidr, ...] = Field(
         default=(), description="CIDRs whose X-Forwarded-For is believed; empty = trust no header"
     )
 
