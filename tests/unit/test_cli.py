@@ -18,6 +18,7 @@ from shieldwall import __version__
 from shieldwall.cli.main import main
 from shieldwall.config import Settings
 from shieldwall.dataplane.listen import ListenError
+from shieldwall.state.ban_store import StateDirError
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "config"
@@ -204,6 +205,20 @@ def test_run_reports_a_port_it_cannot_bind(
     assert result.stderr == (
         "shieldwall: cannot listen on 0.0.0.0:80: Permission denied "
         "(ports below 1024 need root or CAP_NET_BIND_SERVICE)\n"
+    )
+
+
+def test_run_reports_an_unusable_state_dir_in_one_line(
+    supervisor: FakeSupervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(settings: Settings, **_: Any) -> int:
+        raise StateDirError("server.state_dir: cannot create /x/y (Not a directory); set it elsewhere")
+
+    monkeypatch.setattr(sys.modules["shieldwall.dataplane.supervisor"], "run", refuse)
+    result = invoke("run", "--upstream", "http://127.0.0.1:9000")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "shieldwall: server.state_dir: cannot create /x/y (Not a directory); set it elsewhere\n"
     )
 
 

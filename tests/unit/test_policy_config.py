@@ -44,7 +44,8 @@ def test_a_bad_header_regex_names_the_header() -> None:
 
 def test_bad_cidrs_are_each_reported_at_their_index() -> None:
     assert problems(block(clients=["10.0.0.0/8", "10.0.0.0/33", "office"])) == [
-        f'rules[0].match.clients[{i}]: not a CIDR (got "{value}"); write it like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32'
+        f'rules[0].match.clients[{i}]: not a CIDR (got "{value}"); '
+        "write it like 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32"
         for i, value in ((1, "10.0.0.0/33"), (2, "office"))
     ]
 

@@ -20,7 +20,7 @@ import click
 
 from shieldwall import __version__
 from shieldwall.cli.bans import bans
-from shieldwall.cli.errors import exit_on_config_error
+from shieldwall.cli.errors import EXIT_BAD_CONFIG, exit_on_config_error
 from shieldwall.config import ConfigError, Settings, load_config
 from shieldwall.config.load import read_toml, with_value
 from shieldwall.config.schema import parse_host_port, parse_origin_url
@@ -164,9 +164,13 @@ def run(upstream: str | None, listen: Sequence[str], config_path: Path | None, w
         _check_certificates(settings, str(config_path or "<command line>"))
     from shieldwall.dataplane.listen import ListenError  # noqa: PLC0415 (keeps --help fast)
     from shieldwall.dataplane.supervisor import run as run_supervisor  # noqa: PLC0415
+    from shieldwall.state.ban_store import StateDirError  # noqa: PLC0415
 
     try:
         code = run_supervisor(settings, config_path=config_path, overrides=overrides)
+    except StateDirError as exc:
+        click.echo(f"shieldwall: {exc}", err=True)
+        sys.exit(EXIT_BAD_CONFIG)
     except ListenError as exc:
         click.echo(f"shieldwall: {exc}", err=True)
         sys.exit(EXIT_CANNOT_LISTEN)

@@ -38,6 +38,7 @@ from shieldwall.config import ConfigError, Settings, load_config
 from shieldwall.config.schema import Listener
 from shieldwall.dataplane.listen import ListenerGroup, bind_listeners
 from shieldwall.dataplane.worker import bind_to_parent, run_worker
+from shieldwall.state import ban_store
 
 _READY = signal.SIGRTMIN  # worker → supervisor: "accepting on every socket"
 _STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
@@ -71,8 +72,10 @@ class _Reload:
 def run(settings: Settings, *, config_path: Path | None, overrides: dict[str, object]) -> int:
     """Serve until SIGTERM/SIGINT; the process exit code. Must run in the main thread.
 
-    Raises ListenError when a listener cannot be bound. `config_path` and `overrides` are what SIGHUP
-    reloads from (the same CLI overrides are applied again)."""
+    Raises StateDirError when server.state_dir cannot be used and ListenError when a listener cannot be
+    bound, both before any worker starts. `config_path` and `overrides` are what SIGHUP reloads from (the
+    same CLI overrides are applied again)."""
+    ban_store.prepare(settings.server.state_dir)
     # "One per core" means the cores this process may run on (taskset, container cpusets).
     n_workers = settings.server.workers or len(os.sched_getaffinity(0)) or 1
     groups = bind_listeners(settings, n_workers)
