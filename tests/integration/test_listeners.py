@@ -72,6 +72,20 @@ def test_tls_terminates_with_the_certificate_sni_asks_for(
     assert headers["x-forwarded-proto"] == "https" and "proto=https" in headers["forwarded"]
 
 
+def test_a_tls_client_that_never_says_hello_is_dropped_at_the_handshake_deadline(
+    start_shield, certificates: list[dict[str, str]]
+) -> None:
+    port = procs.free_port()
+    shield = start_shield(
+        {
+            "listeners": [{"address": f"127.0.0.1:{port}", "certificates": certificates}],
+            "limits": {"tls_handshake_timeout": 1.0},
+        }
+    )
+    with Connection(shield.address) as conn:  # TCP only: no ClientHello ever comes
+        assert conn.peer_closed(within=4)
+
+
 def test_proxy_protocol_v1_gives_the_client_address(start_shield) -> None:
     port = procs.free_port()
     shield = start_shield({"listeners": [{"address": f"127.0.0.1:{port}", "proxy_protocol": True}]})

@@ -469,3 +469,14 @@ def test_llhttp_refuses_bad_field_bytes(rig: Rig, field: bytes) -> None:
     rig.client.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n" + field + b"\r\n\r\n")
     assert rig.client_t.take().startswith(b"HTTP/1.1 400 ")
     assert not rig.upstreams
+
+
+def test_requests_per_connection_are_capped(make_rig: Callable[..., Rig]) -> None:
+    r = make_rig({"limits": {"max_requests_per_connection": 2}})
+    r.client.data_received(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+    r.origin_says(OK)
+    assert b"Connection: close" not in r.client_t.take()
+    r.client.data_received(b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+    r.origin_says(OK)
+    assert b"Connection: close\r\n" in r.client_t.take()
+    assert r.client_t.closed, "the connection ends after its last allowed request"
