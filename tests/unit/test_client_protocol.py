@@ -480,3 +480,19 @@ def test_requests_per_connection_are_capped(make_rig: Callable[..., Rig]) -> Non
     r.origin_says(OK)
     assert b"Connection: close\r\n" in r.client_t.take()
     assert r.client_t.closed, "the connection ends after its last allowed request"
+
+
+def test_requests_at_the_origin_per_client_are_capped(make_rig: Callable[..., Rig]) -> None:
+    r = make_rig({"limits": {"max_inflight_per_ip": 1}})
+    r.client.data_received(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")  # at the origin, unanswered
+    second_t = FakeTransport()  # same address, another connection
+    second = r.connect(second_t)
+    second.data_received(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    out = second_t.take()
+    assert out.startswith(b"HTTP/1.1 429 ") and b"Retry-After: 1\r\n" in out and not second_t.closed
+    other_t = FakeTransport(("198.51.100.9", 1))  # another client is not affected
+    r.connect(other_t).data_received(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert other_t.take() == b"" and len(r.upstreams) == 2
+    r.origin_says(OK, index=0)
+    second.data_received(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert not second_t.take().startswith(b"HTTP/1.1 429"), "the slot was released with the answer"

@@ -55,7 +55,7 @@ class DataPlane(RuleBasedStateMachine):
         cfg = {
             "server": {"state_dir": self.state.name},
             "access_log": {"path": "off"},
-            "limits": {"requests_per_second_per_ip": 5, "requests_burst_per_ip": 3},
+            "limits": {"requests_per_second_per_ip": 5, "requests_burst_per_ip": 3, "max_inflight_per_ip": 1},
         }
         self.server = ShieldServer(parse_config(cfg), loop=self.loop, clock=self.clock)
         self.server.pool.acquire = self._acquire  # type: ignore[method-assign]
@@ -158,6 +158,10 @@ class DataPlane(RuleBasedStateMachine):
         open_counted = [c for c, t in self.clients if c.counted]
         assert self.server.caps.open == len(open_counted)
         assert all(c in self.server.connections for c in open_counted)
+        inflight = self.server.inflight
+        assert inflight is not None
+        holding = [c for c, t in self.clients if c.current is not None and c.current.holds_inflight]
+        assert inflight.total() == len(holding), "a request slot is held exactly while its exchange lives"
         pool = self.server.pool
         assert not (set(pool.idle) & pool.busy)
         assert all(c.usable for c in pool.idle)

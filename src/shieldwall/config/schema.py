@@ -180,6 +180,11 @@ class Limits(_Section):
         default=512, description="per IPv4 /24 or IPv6 /64 (NATs and campus networks share prefixes)"
     )
     max_requests_per_connection: PositiveInt = 10000
+    max_inflight_per_ip: NonNegativeInt = Field(
+        default=0,
+        description="requests one client address may have at the origin at once; more → 429 (0 = off: "
+        "a NAT can carry many users, so set it from your own traffic)",
+    )
     requests_per_second_per_ip: Annotated[float, Field(ge=0, strict=True)] = Field(
         default=0.0,
         description="sustained requests/s one client address may send; over it → 429 (0 = off; the policy "

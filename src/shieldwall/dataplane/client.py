@@ -161,6 +161,7 @@ class ClientConnection(asyncio.Protocol):
             self.server.caps.release(self.client_ip, self.prefix, per_client=not self.peer_trusted)
         for ex in (self.current, *self.pipeline):
             if ex is not None:
+                self._release(ex)
                 ex.cancelled = True
                 if ex.upstream is not None:
                     ex.upstream.client_gone(ex)
@@ -375,10 +376,23 @@ class ClientConnection(asyncio.Protocol):
 
     def _begin(self, ex: Exchange) -> None:
         self.current = ex
+        inflight = self.server.inflight
+        if ex.error is None and inflight is not None:
+            if inflight.acquire(ex.client_ip):
+                ex.holds_inflight = True
+            else:
+                self._refuse(ex, 429, "too many requests at once", 1, "inflight")
         if ex.error is not None:
             self._answer_error(ex, ex.error)
             return
         self.server.pool.acquire(ex)
+
+    def _release(self, ex: Exchange) -> None:
+        """The exchange no longer occupies the origin on its client's behalf."""
+        if ex.holds_inflight:
+            ex.holds_inflight = False
+            assert self.server.inflight is not None
+            self.server.inflight.release(ex.client_ip)
 
     def forwarding_context(self, client_ip: str) -> ForwardingContext:
         """What the origin is told about the client; built once per connection in the usual case."""
@@ -458,6 +472,7 @@ class ClientConnection(asyncio.Protocol):
 
     def finish_exchange(self, ex: Exchange, keep_alive: bool) -> None:
         """The response is complete on the wire (as far as we are concerned)."""
+        self._release(ex)
         now = self.server.clock.monotonic()
         self._log(ex, now)
         if ex is not self.current:
@@ -522,6 +537,7 @@ class ClientConnection(asyncio.Protocol):
 
     def start_tunnel(self, ex: Exchange, upstream_transport: asyncio.Transport, leftover: bytes) -> None:
         self.tunnel = upstream_transport
+        self._release(ex)  # a long-lived tunnel does not count as a request at the origin
         self.current = None
         self._log(ex, self.server.clock.monotonic())
         if leftover:

@@ -34,6 +34,7 @@ class Exchange:
         "decision",
         "error",
         "head",
+        "holds_inflight",
         "pending",
         "pending_bytes",
         "ref_id",
@@ -71,6 +72,7 @@ class Exchange:
         self.cancelled = False
         self.waiting_since = 0.0
         self.ref_id: str | None = None
+        self.holds_inflight = False  # counted in the server's per-client requests at the origin
         self.decision: Decision = ALLOW  # the policy's answer, kept for the access log
 
     def reference(self) -> str:

@@ -17,9 +17,10 @@ from shieldwall.dataplane.accesslog import AccessLog
 from shieldwall.dataplane.client import ClientConnection
 from shieldwall.dataplane.upstream import UpstreamPool
 from shieldwall.dataplane.worker_bans import WorkerBans
+from shieldwall.limiter.concurrency import OpenCounts
+from shieldwall.limiter.connection_caps import ConnectionCaps
 from shieldwall.limiter.gcra import Gcra
 from shieldwall.net.client_identity import normalise_ip
-from shieldwall.net.connection_caps import ConnectionCaps
 from shieldwall.net.networks import NetworkSet
 from shieldwall.net.proxy_protocol import ProxyProtocolError, parse_proxy_header
 from shieldwall.policy.compile import compile_policy
@@ -111,6 +112,7 @@ class ShieldServer:
         )
         self.policy = compile_policy(settings.rules, tracked_keys=limits.tracked_clients)
         self.bans = WorkerBans(settings, worker_id, self.clock.wall())
+        self.inflight = OpenCounts(limits.max_inflight_per_ip) if limits.max_inflight_per_ip else None
         self.pool = UpstreamPool(self)
         self.access_log = AccessLog(settings.access_log)
         self.connections: set[ClientConnection] = set()
