@@ -9,17 +9,19 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from shieldwall.config.validators import Cidr
-
-PositiveFloat = Annotated[float, Field(gt=0, strict=True)]
-PositiveInt = Annotated[int, Field(gt=0, strict=True)]
-StrictBool = Annotated[bool, Field(strict=True)]
+from shieldwall.config.validators import (
+    TOKEN,
+    Cidr,
+    PositiveFloat,
+    PositiveInt,
+    Section,
+    StrictBool,
+)
 
 _RULE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _LIMIT_KEY = re.compile(r"ip|prefix|prefix48|route|header:[a-z0-9-]+")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HOST = re.compile(
     r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
 )
@@ -40,13 +42,13 @@ def _host(value: str) -> str:
 
 
 def _method(value: str) -> str:
-    if not _TOKEN.fullmatch(value):
+    if not TOKEN.fullmatch(value):
         raise ValueError("not an HTTP method; write e.g. POST")
     return value
 
 
 def _header_name(value: str) -> str:
-    if not _TOKEN.fullmatch(value):
+    if not TOKEN.fullmatch(value):
         raise ValueError("not a header name; write e.g. user-agent")
     return value
 
@@ -57,11 +59,7 @@ Method = Annotated[str, AfterValidator(_method)]
 HeaderName = Annotated[str, AfterValidator(_header_name)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RuleMatch(_Section):
+class RuleMatch(Section):
     """Conditions a request must all meet (AND); a condition left out matches everything."""
 
     hosts: tuple[Host, ...] = Field(default=(), description="Host names; '*.example.org' matches subdomains")
@@ -77,7 +75,7 @@ class RuleMatch(_Section):
     )
 
 
-class RuleLimit(_Section):
+class RuleLimit(Section):
     rate: PositiveFloat = Field(description="requests per second, sustained")
     burst: PositiveInt = Field(description="requests allowed at once")
     per: str = Field(
@@ -94,7 +92,7 @@ class RuleLimit(_Section):
         return value
 
 
-class Rule(_Section):
+class Rule(Section):
     name: str
     action: Literal["allow", "block", "limit"]
     log_only: StrictBool = Field(default=False, description="record what the rule would do, do not do it")
@@ -119,7 +117,7 @@ class Rule(_Section):
         return self
 
 
-class Bans(_Section):
+class Bans(Section):
     """Automatic bans for repeat offenders, and where manual bans are kept."""
 
     enabled: StrictBool = True

@@ -14,26 +14,23 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from shieldwall.config.policy_schema import Bans, Rule, unique_rule_names
-from shieldwall.config.validators import Cidr
+from shieldwall.config.validators import (
+    TOKEN,
+    Cidr,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Section,
+    StrictBool,
+)
 
-PositiveFloat = Annotated[float, Field(gt=0, strict=True)]
-PositiveInt = Annotated[int, Field(gt=0, strict=True)]
-NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
-StrictBool = Annotated[bool, Field(strict=True)]
-
-# RFC 9110 token characters: what a Via pseudonym may hold (anything else could split the header).
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # An ASCII DNS name, optionally with one leading wildcard label, as SNI carries it.
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _SNI_NAME = re.compile(rf"(\*\.)?({_LABEL}\.)*{_LABEL}")
 _WILDCARD_HOSTS = ("0.0.0.0", "::")
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def parse_host_port(value: str) -> tuple[str, int]:
@@ -100,7 +97,7 @@ def _same_socket(listen: tuple[str, int], origin: tuple[str, int]) -> bool:
     )
 
 
-class Certificate(_Section):
+class Certificate(Section):
     cert: Path
     key: Path
     server_names: tuple[Annotated[str, AfterValidator(_is_sni_name)], ...] = Field(
@@ -108,7 +105,7 @@ class Certificate(_Section):
     )
 
 
-class Listener(_Section):
+class Listener(Section):
     address: str = "127.0.0.1:8080"
     proxy_protocol: StrictBool = Field(
         default=False, description="expect a PROXY v1/v2 header first (only behind an L4 balancer)"
@@ -132,7 +129,7 @@ class Listener(_Section):
         return bool(self.certificates)
 
 
-class Upstream(_Section):
+class Upstream(Section):
     url: str = "http://127.0.0.1:8000"
     connect_timeout: PositiveFloat = 5.0
     read_timeout: PositiveFloat = Field(default=60.0, description="max wait for the origin's response head")
@@ -153,7 +150,7 @@ class Upstream(_Section):
         return parse_origin_url(self.url)
 
 
-class Limits(_Section):
+class Limits(Section):
     """Connection guards: the first defence, applied before any policy."""
 
     max_request_line: PositiveInt = Field(default=8192, description="bytes; longer → 414")
@@ -199,13 +196,13 @@ class Limits(_Section):
     )
 
 
-class ClientIdentity(_Section):
+class ClientIdentity(Section):
     trusted_proxies: tuple[Cidr, ...] = Field(
         default=(), description="CIDRs whose X-Forwarded-For is believed; empty = trust no header"
     )
 
 
-class AccessLog(_Section):
+class AccessLog(Section):
     path: str = Field(default="-", description='"-" for stderr, a file path, or "off"')
     format: Literal["combined", "json"] = "combined"
     max_lines_per_second: NonNegativeInt = Field(
@@ -213,7 +210,7 @@ class AccessLog(_Section):
     )
 
 
-class Server(_Section):
+class Server(Section):
     workers: NonNegativeInt = Field(default=0, description="0 = one per CPU core")
     via_name: str = Field(default="shieldwall", description="pseudonym in the Via header")
     shutdown_grace: PositiveFloat = Field(
@@ -231,12 +228,12 @@ class Server(_Section):
     @field_validator("via_name")
     @classmethod
     def _token(cls, value: str) -> str:
-        if not _TOKEN.fullmatch(value):
+        if not TOKEN.fullmatch(value):
             raise ValueError("not an HTTP token; use letters, digits and -._~ only, no spaces")
         return value
 
 
-class Settings(_Section):
+class Settings(Section):
     server: Server = Server()
     listeners: tuple[Listener, ...] = (Listener(),)
     upstream: Upstream = Upstream()
