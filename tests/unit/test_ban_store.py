@@ -1,5 +1,6 @@
-"""The ban store: files round-trip, writes are atomic, bad files are reported and skipped, expired
-entries are left out, the directory is private, and polling notices every change."""
+"""The ban store: files round-trip (chains too, and files from before chains), writes are atomic, bad
+files are reported and skipped, expired entries are left out, the directory is private, and polling
+notices every change."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shieldwall.limiter.bans import Ban, Lift
+from shieldwall.limiter.bans import Ban, Chain, Lift
 from shieldwall.state import ban_store
 from shieldwall.state.ban_store import StateDirError
 
@@ -18,6 +19,7 @@ NOW = 1_700_000_000.0
 AUTO = Ban("203.0.113.7", NOW + 600, "30 refusals within 60 s", "auto", 1, NOW - 10)
 MANUAL = Ban("198.51.100.0/24", None, "scraper farm", "manual", 0, NOW - 3600)
 V6 = Ban("2001:db8:1:2::/64", NOW + 60, "ipv6 flood", "manual", 0, NOW)
+CHAIN = Chain("192.0.2.1", 2, NOW + 3600)  # its last ban has ended; its next one will be at level 2
 
 
 def files(state_dir: Path) -> list[str]:
@@ -34,6 +36,70 @@ def test_round_trip(tmp_path: Path) -> None:
     assert contents.problems == [] and contents.lifts == []
     assert ban_store.load(tmp_path, "worker-0", NOW).bans == [AUTO]
     assert ban_store.load(tmp_path, "worker-9", NOW).bans == []  # no file yet: nothing
+
+
+def test_chains_round_trip_for_their_writer_only(tmp_path: Path) -> None:
+    """Chains are for the worker that wrote them, after a restart: load_all (every worker's reload, and
+    `shieldwall bans list`) sees only bans, so a chain never counts as a ban anywhere."""
+    ban_store.save(tmp_path, "worker-0", [AUTO], chains=[CHAIN, Chain(AUTO.target, 2, NOW + 90000)])
+    contents = ban_store.load(tmp_path, "worker-0", NOW)
+    assert contents.bans == [AUTO] and contents.problems == []
+    assert contents.chains == [CHAIN, Chain(AUTO.target, 2, NOW + 90000)]
+    everything = ban_store.load_all(tmp_path, NOW)
+    assert everything.bans == [AUTO] and everything.chains == [] and everything.problems == []
+    ban_store.save(tmp_path, "worker-1", [], chains=[CHAIN])
+    assert ban_store.load_all(tmp_path, NOW).bans == [AUTO]
+
+
+def test_chains_that_ran_out_are_skipped_on_load(tmp_path: Path) -> None:
+    ban_store.save(tmp_path, "worker-0", [], chains=[CHAIN])
+    assert ban_store.load(tmp_path, "worker-0", NOW + 3599).chains == [CHAIN]
+    assert ban_store.load(tmp_path, "worker-0", NOW + 3600).chains == []
+
+
+def test_a_file_from_before_chains_loads(tmp_path: Path) -> None:
+    """Files written before chains existed have no "chains" key: they load, with no chains and no
+    complaint, and a file without chains is still written without the key."""
+    ban_store.prepare(tmp_path)
+    old = {
+        "format": "shieldwall-bans/1",
+        "bans": [
+            {
+                "target": AUTO.target,
+                "until": AUTO.until,
+                "reason": AUTO.reason,
+                "source": "auto",
+                "level": AUTO.level,
+                "since": AUTO.since,
+            }
+        ],
+        "lifts": [],
+    }
+    path = tmp_path / "bans" / "worker-0.json"
+    path.write_text(json.dumps(old))
+    contents = ban_store.load(tmp_path, "worker-0", NOW)
+    assert (contents.bans, contents.chains, contents.problems) == ([AUTO], [], [])
+    ban_store.save(tmp_path, "worker-0", [AUTO])
+    assert json.loads(path.read_text()) == old
+
+
+def test_bad_chains_are_skipped_and_the_rest_kept(tmp_path: Path) -> None:
+    ban_store.save(tmp_path, "worker-0", [AUTO], chains=[CHAIN])
+    path = tmp_path / "bans" / "worker-0.json"
+    document = json.loads(path.read_text())
+    document["chains"] += [
+        {"target": "192.0.2.2", "length": 0, "remember_until": NOW + 60},
+        {"target": "192.0.2.3", "length": 1},
+        {"target": "10.0.0.0/8", "length": 1, "remember_until": NOW + 60},
+    ]
+    path.write_text(json.dumps(document))
+    contents = ban_store.load(tmp_path, "worker-0", NOW)
+    assert contents.bans == [AUTO] and contents.chains == [CHAIN]
+    assert contents.problems == [
+        f"{path}: skipped chains[1]: length must be a whole number >= 1 (and 2 more)"
+    ]
+    path.write_text(json.dumps({**document, "chains": {"not": "a list"}}))
+    assert ban_store.load(tmp_path, "worker-0", NOW).problems == [f"{path}: skipped chains: not a list"]
 
 
 def test_lifts_round_trip_and_hide_the_bans_they_cover(tmp_path: Path) -> None:
@@ -209,7 +275,12 @@ def test_load_all_with_a_cache_parses_only_changed_files(
     assert len(ban_store.load_all(tmp_path, NOW, cache).bans) == 2
     parsed: list[str] = []
     real_parse = ban_store._parse
-    monkeypatch.setattr(ban_store, "_parse", lambda path: parsed.append(path.name) or real_parse(path))
+
+    def counting_parse(path: Path, *, chains: bool = False) -> ban_store.Contents:
+        parsed.append(path.name)
+        return real_parse(path, chains=chains)
+
+    monkeypatch.setattr(ban_store, "_parse", counting_parse)
     ban_store.save(tmp_path, "worker-1", [])
     settle(tmp_path, "worker-1.json")
     assert ban_store.load_all(tmp_path, NOW, cache).bans == [AUTO]

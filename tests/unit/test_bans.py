@@ -1,14 +1,17 @@
-"""BanTable: automatic bans and their escalation, manual and prefix bans, the allowlist, lifts, and
-bounded memory. Times are plain wall-clock floats moved by hand: nothing sleeps."""
+"""BanTable: automatic bans and their escalation, chains kept across a restart, manual and prefix bans
+from the store, the allowlist, lifts, and bounded memory. Times are plain wall-clock floats moved by
+hand: nothing sleeps."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shieldwall.config.policy_schema import Bans
-from shieldwall.limiter.bans import Ban, BanTable, Lift, apply_lifts, ban_target, strongest
+from shieldwall.limiter.bans import Ban, BanTable, Chain, Lift, apply_lifts, ban_target, latest, strongest
 from shieldwall.net.client_identity import client_prefix
 
 T0 = 1_700_000_000.0
@@ -31,6 +34,11 @@ def offend(bans: BanTable, times: int, now: float, *, ip: str = IP, gap: float =
     return earned
 
 
+def manual(target: str, until: float | None, since: float = T0, reason: str = "by hand") -> Ban:
+    """A ban as `shieldwall bans add` writes it to the store, for merge()."""
+    return Ban(target, until, reason, "manual", 0, since)
+
+
 # --- earning a ban -------------------------------------------------------------------------------
 
 
@@ -51,7 +59,7 @@ def test_offences_spread_beyond_the_window_never_ban() -> None:
     bans = table()
     # 300 refusals, 2.1 s apart: never 30 within any 60 s
     assert offend(bans, 300, T0, gap=2.1) is None
-    assert bans.active(T0 + 700) == []
+    assert bans.own(T0 + 629) == [] and bans.chains(T0 + 629) == []
 
 
 def test_a_window_that_closed_starts_counting_again() -> None:
@@ -67,13 +75,14 @@ def test_refusals_while_banned_neither_count_nor_escalate() -> None:
     first = offend(bans, 2, T0)
     assert first is not None and first.level == 0
     assert offend(bans, 10, T0 + 1) is None
-    assert bans.active(T0 + 1) == [first]
+    assert bans.own(T0 + 1) == [first]
+    assert bans.chains(T0 + 1) == [Chain(IP, 1, first.end + 86400)]
 
 
 def test_disabled_means_no_automatic_bans_but_manual_ones_hold() -> None:
     bans = table(enabled=False, offences=1)
     assert offend(bans, 5, T0) is None
-    bans.ban(IP, T0 + 60, "by hand", T0, "manual")
+    bans.merge([manual(IP, T0 + 60)])
     assert bans.check(IP, PREFIX, T0 + 1) is not None
 
 
@@ -124,7 +133,8 @@ def test_a_custom_ladder_and_memory() -> None:
 
 def test_a_prefix_ban_covers_the_whole_24_and_nothing_else() -> None:
     bans = table()
-    ban = bans.ban("203.0.113.0/24", T0 + 600, "scraper farm", T0, "manual")
+    ban = manual("203.0.113.0/24", T0 + 600, reason="scraper farm")
+    bans.merge([ban])
     for last in (0, 7, 254, 255):
         ip = f"203.0.113.{last}"
         assert bans.check(ip, client_prefix(ip), T0 + 1) == ban
@@ -134,37 +144,32 @@ def test_a_prefix_ban_covers_the_whole_24_and_nothing_else() -> None:
 
 def test_an_ipv6_prefix_ban_covers_the_64() -> None:
     bans = table()
-    bans.ban("2001:db8:1:2::/64", T0 + 600, "x", T0, "manual")
+    bans.merge([manual("2001:db8:1:2::/64", T0 + 600)])
     for ip in ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"):
         assert bans.check(ip, client_prefix(ip), T0) is not None
     assert bans.check("2001:db8:1:3::1", client_prefix("2001:db8:1:3::1"), T0) is None
 
 
 def test_a_permanent_manual_ban_never_expires_but_can_be_removed() -> None:
+    """The operator removes a manual ban from the store (`shieldwall bans remove`): the next merge,
+    which no longer has it, lets the client in."""
     bans = table()
-    bans.ban(IP, None, "by hand", T0, "manual")
+    bans.merge([manual(IP, None)])
     assert bans.check(IP, PREFIX, T0 + 10 * 365 * 86400) is not None
-    assert bans.unban(IP) is True
-    assert bans.check(IP, PREFIX, T0) is None
-    assert bans.unban(IP) is False
-    with pytest.raises(ValueError, match="automatic ban needs an end"):
-        bans.ban(IP, None, "x", T0, "auto")
+    assert bans.own(T0) == []  # the store's, not this worker's to save
+    bans.merge([])
+    assert bans.check(IP, PREFIX, T0) is None and len(bans) == 0
 
 
 def test_expired_bans_are_absent_and_dropped() -> None:
-    bans = table()
-    bans.ban(IP, T0 + 10, "x", T0, "manual")
-    assert len(bans) == 1
-    assert bans.check(IP, PREFIX, T0 + 10) is None
-    assert len(bans) == 0 and bans.active(T0 + 10) == [] and bans.own(T0 + 10) == []
-
-
-def test_unban_forgets_the_offender() -> None:
-    bans = table(offences=1)
+    bans = table(offences=1, durations=[10.0])
+    bans.merge([manual("198.51.100.1", T0 + 10)])
     assert offend(bans, 1, T0) is not None
-    bans.unban(IP)
-    again = offend(bans, 1, T0 + 1)
-    assert again is not None and again.level == 0
+    assert len(bans) == 3  # the stored ban, the own ban, its offender record
+    assert bans.check("198.51.100.1", "198.51.100.0/24", T0 + 10) is None
+    assert bans.check(IP, PREFIX, T0 + 10) is None
+    assert len(bans) == 1  # only the offender record, for its chain
+    assert bans.own(T0 + 10) == []
 
 
 @pytest.mark.parametrize(
@@ -195,8 +200,7 @@ def test_other_targets_are_refused(text: str) -> None:
 
 def test_allowlist_beats_manual_prefix_and_automatic_bans() -> None:
     bans = table(allowlist=["203.0.113.7", "2001:db8::/32"], offences=1)
-    bans.ban(IP, None, "by hand", T0, "manual")
-    bans.ban(PREFIX, None, "by hand", T0, "manual")
+    bans.merge([manual(IP, None), manual(PREFIX, None)])
     assert bans.check(IP, PREFIX, T0) is None
     assert bans.check("203.0.113.8", PREFIX, T0) is not None  # its neighbour is not allowlisted
     assert offend(bans, 50, T0, ip="2001:db8::1") is None
@@ -268,12 +272,94 @@ def test_adopt_takes_back_own_bans_and_the_chain_level() -> None:
     assert next_one is not None and next_one.level == 2
 
 
-def test_active_lists_one_ban_per_target_newest_first() -> None:
+def test_merge_keeps_the_ban_that_ends_last_on_each_target() -> None:
     bans = table()
-    a = bans.ban("198.51.100.1", T0 + 100, "a", T0, "manual")
-    b = bans.ban("198.51.100.2", T0 + 100, "b", T0 + 5, "manual")
-    bans.merge([Ban("198.51.100.1", T0 + 50, "shorter", "auto", 0, T0 + 1)])
-    assert bans.active(T0 + 10) == [b, a]
+    longer = manual("198.51.100.1", T0 + 100)
+    bans.merge([longer, Ban("198.51.100.1", T0 + 50, "shorter", "auto", 0, T0 + 1)])
+    assert bans.check("198.51.100.1", "198.51.100.0/24", T0 + 60) == longer
+    assert len(bans) == 1
+
+
+# --- chains across a restart ---------------------------------------------------------------------
+
+
+def test_a_chain_outlives_its_ban_and_then_runs_out() -> None:
+    bans = table(offences=1)
+    ban = offend(bans, 1, T0)
+    assert ban is not None and ban.until == T0 + 60
+    assert bans.chains(ban.until + 10) == [Chain(IP, 1, T0 + 60 + 86400)]
+    assert bans.chains(T0 + 60 + 86400) == []  # forgotten exactly `memory` after the ban's end
+
+
+def test_an_adopted_chain_bans_no_one_and_lengthens_the_next_ban() -> None:
+    """A restarted worker whose file holds only a chain (the ban itself ended before the restart)."""
+    bans = table(offences=2)
+    bans.adopt([], [Chain(IP, 1, T0 + 1000)])
+    assert bans.check(IP, PREFIX, T0) is None and bans.own(T0) == []
+    assert bans.offence(IP, PREFIX, T0) is None, "a chain is no refusal: the count starts at zero"
+    ban = bans.offence(IP, PREFIX, T0)
+    assert ban is not None and ban.level == 1 and ban.until == T0 + 600
+    assert bans.chains(T0) == [Chain(IP, 2, T0 + 600 + 86400)]
+
+
+def test_an_adopted_chain_that_ran_out_starts_the_ladder_again() -> None:
+    bans = table(offences=1)
+    bans.adopt([], [Chain(IP, 3, T0)])
+    ban = offend(bans, 1, T0)
+    assert ban is not None and ban.level == 0 and ban.until == T0 + 60
+
+
+def test_adopted_bans_and_chains_keep_the_longest_chain() -> None:
+    bans = table(offences=1)
+    ban = Ban(IP, T0 + 600, "30 refusals within 60 s", "auto", 1, T0)  # implies Chain(IP, 2, ...)
+    bans.adopt([ban], [Chain(IP, 3, T0 + 10), Chain("192.0.2.1", 1, T0 + 10)])
+    assert sorted(bans.chains(T0), key=lambda chain: chain.target) == [
+        Chain("192.0.2.1", 1, T0 + 10),
+        Chain(IP, 3, T0 + 600 + 86400),
+    ]
+
+
+def test_a_lift_forgets_the_chain() -> None:
+    bans = table(offences=1)
+    ban = offend(bans, 1, T0)
+    assert ban is not None
+    bans.merge([], [Lift(IP, T0 + 1, ban.until)])
+    assert bans.chains(T0 + 1) == []
+
+
+def test_adopting_more_chains_than_max_entries_keeps_those_remembered_longest() -> None:
+    bans = table(max_entries=10)
+    bans.adopt([], [Chain(f"198.51.100.{i}", 1, T0 + i) for i in range(30)])
+    assert len(bans) == 10
+    assert {chain.target for chain in bans.chains(T0)} == {f"198.51.100.{i}" for i in range(20, 30)}
+
+
+def test_latest_keeps_the_chain_remembered_longest() -> None:
+    old, new = Chain(IP, 4, T0 + 10), Chain(IP, 1, T0 + 20)  # the chain started again since
+    other = Chain("192.0.2.1", 1, T0)
+    assert latest([new, old, other]) == {IP: new, "192.0.2.1": other}
+
+
+@given(
+    st.lists(st.floats(min_value=0.0, max_value=200.0), min_size=1, max_size=30),
+    st.integers(min_value=0, max_value=29),
+)
+def test_a_restart_changes_no_ban_that_follows_it(gaps: list[float], restart_at: int) -> None:
+    """One offender, one refusal a ban (offences=1), refusals `gaps` seconds apart; at one of them the
+    worker restarts, taking back only what it would save (own and chains). Every refusal from then on
+    gets the same answer as in a worker that never restarted."""
+    settings = {"offences": 1, "durations": [5.0, 50.0, 500.0], "memory": 100.0}
+    steady = table(**settings)
+    restarted: BanTable | None = None
+    now = T0
+    for index, gap in enumerate(gaps):
+        now += gap
+        if index == min(restart_at, len(gaps) - 1):
+            restarted = table(**settings)
+            restarted.adopt(steady.own(now), steady.chains(now))
+        expected = steady.offence(IP, PREFIX, now)
+        if restarted is not None:
+            assert restarted.offence(IP, PREFIX, now) == expected
 
 
 # --- bounded memory ------------------------------------------------------------------------------
@@ -281,7 +367,8 @@ def test_active_lists_one_ban_per_target_newest_first() -> None:
 
 def test_a_flood_of_distinct_offenders_stays_bounded_and_keeps_every_ban() -> None:
     bans = table(max_entries=1000)
-    kept = [bans.ban(f"198.51.100.{i}", T0 + 86400 * (i + 1), "long", T0, "manual") for i in range(5)]
+    kept = [manual(f"198.51.100.{i}", T0 + 86400 * (i + 1)) for i in range(5)]
+    bans.merge(kept)
     repeat = offend(bans, 30, T0, ip="192.0.2.1")
     assert repeat is not None
     now = T0
@@ -296,32 +383,41 @@ def test_a_flood_of_distinct_offenders_stays_bounded_and_keeps_every_ban() -> No
     assert offend(bans, 30, now, ip="192.0.2.99") is not None
 
 
-def test_when_full_of_bans_the_longest_stay() -> None:
+def test_when_full_of_bans_new_offenders_never_push_one_out() -> None:
     bans = table(max_entries=100, offences=1, durations=[60.0])
     lengths = list(range(1000, 1200))
     random.Random(7).shuffle(lengths)
-    for i, length in enumerate(lengths):
-        bans.ban(f"198.51.{i >> 8}.{i & 255}", T0 + length, "x", T0, "manual")
+    stored = [manual(f"198.51.{i >> 8}.{i & 255}", T0 + length) for i, length in enumerate(lengths)]
+    bans.merge(stored)
     assert len(bans) == 100
     # new offenders never push out a ban (so nor do the short bans they would earn)
     for i in range(10_000):
         ip = f"10.0.{i >> 8}.{i & 255}"
-        bans.offence(ip, client_prefix(ip), T0 + 1)
-    active = bans.active(T0 + 1)
-    assert len(active) == 100 and all(ban.source == "manual" for ban in active)
-    # evictions look at a sample, so "the longest" is approximate: most survivors are the top half
-    assert sum(ban.until is not None and ban.until >= T0 + 1100 for ban in active) >= 75
+        assert bans.offence(ip, client_prefix(ip), T0 + 1) is None
+    kept = [ban for ban in stored if bans.check(ban.target, client_prefix(ban.target), T0 + 1)]
+    assert len(kept) == 100 and len(bans) == 100 and bans.own(T0 + 1) == []
+    assert all(ban.until is not None and ban.until >= T0 + 1100 for ban in kept), "the longest stay"
+
+
+def test_a_merge_into_a_table_full_of_offenders_makes_room_for_the_operators_ban() -> None:
+    bans = table(max_entries=10)
+    for i in range(10):
+        bans.offence(f"10.0.0.{i}", "10.0.0.0/24", T0)
+    assert len(bans) == 10
+    bans.merge([manual(IP, None)])
+    assert len(bans) == 10
+    assert bans.check(IP, PREFIX, T0 + 1) is not None
 
 
 def test_expired_entries_are_evicted_first() -> None:
-    bans = table(max_entries=10, offences=100)
+    bans = table(max_entries=10, offences=2)
+    bans.merge([manual(f"198.51.100.{i}", T0 + 10) for i in range(5)])
     for i in range(5):
-        bans.ban(f"198.51.100.{i}", T0 + 10, "short", T0, "manual")
-    for i in range(5):
-        bans.offence(f"10.0.0.{i}", "10.0.0.0/24", T0)
-    long_ban = bans.ban("198.51.100.99", T0 + 1000, "long", T0 + 20, "manual")
+        assert bans.offence(f"10.0.0.{i}", "10.0.0.0/24", T0) is None
+    assert len(bans) == 10
+    assert bans.offence("10.0.0.99", "10.0.0.0/24", T0 + 20) is None  # a new offender needs room
     assert len(bans) == 6  # the five expired bans went; the five live offender records stayed
-    assert bans.check("198.51.100.99", "198.51.100.0/24", T0 + 21) == long_ban
+    assert bans.offence("10.0.0.0", "10.0.0.0/24", T0 + 21) is not None, "its first refusal counted"
 
 
 def test_merge_beyond_capacity_keeps_the_longest() -> None:
@@ -329,4 +425,5 @@ def test_merge_beyond_capacity_keeps_the_longest() -> None:
     stored = [Ban(f"198.51.100.{i}", T0 + 100 + i, "x", "auto", 0, T0) for i in range(30)]
     bans.merge(stored)
     assert len(bans) == 10
-    assert {ban.target for ban in bans.active(T0)} == {f"198.51.100.{i}" for i in range(20, 30)}
+    banned = {ban.target for ban in stored if bans.check(ban.target, client_prefix(ban.target), T0)}
+    assert banned == {f"198.51.100.{i}" for i in range(20, 30)}

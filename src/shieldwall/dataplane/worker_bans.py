@@ -2,19 +2,22 @@
 
 The table answers every accept in a few dict lookups; files are touched only from the server's sweeper:
 a poll (one stat per ban file) twice a second, a reload when another writer (the `shieldwall bans` CLI,
-another worker) changed a file, and a save of this worker's own bans when they changed: at most every
-SAVE_INTERVAL seconds, so a flood that earns thousands of bans a second costs one write every two seconds,
-not one per ban. A graceful stop saves once more; a worker killed outright loses at most the last two
-seconds of its new bans (the clients are banned again by their next refusals).
-The table takes wall-clock time: bans outlive processes.
+another worker) changed a file, and a save of this worker's own bans and its offenders' ban chains when
+they changed: at most every SAVE_INTERVAL seconds, so a flood that earns thousands of bans a second costs
+one write every two seconds, not one per ban. A graceful stop saves once more; a worker killed outright
+loses at most the last two seconds of its new bans (the clients are banned again by their next refusals).
+A restarted worker takes back its bans and chains, so a repeat offender's next ban is as long after the
+restart as it would have been without it. The table takes wall-clock time: bans outlive processes.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
+from operator import attrgetter
 
 from shieldwall.config.schema import Settings
-from shieldwall.limiter.bans import Ban, BanTable, strongest
+from shieldwall.limiter.bans import Ban, BanTable, Chain, Lift, apply_lifts, latest, strongest
 from shieldwall.state import ban_store
 
 log = logging.getLogger("shieldwall.bans")
@@ -25,13 +28,15 @@ SAVE_INTERVAL = 2.0  # seconds between saves of a worker's own bans (100k bans t
 class WorkerBans:
     def __init__(self, settings: Settings, worker_id: int, now: float) -> None:
         self.table = BanTable(settings.bans)
+        self._max_entries = settings.bans.max_entries
         self.state_dir = settings.server.state_dir
         self.writer = ban_store.worker_writer(worker_id)
         ban_store.prepare(self.state_dir)  # StateDirError (with what to do) stops the worker at start
         own = ban_store.load(self.state_dir, self.writer, now)
         self._report(own.problems)
-        self.table.adopt(own.bans)  # a restarted worker keeps its bans and its offenders' ban levels
+        self.table.adopt(own.bans, own.chains)  # a restarted worker keeps its bans and ban levels
         self._stamp: ban_store.Stamp | None = None
+        self._lifts: list[Lift] = []
         self._cache: ban_store.FileCache = {}
         self._saved = self.table.changes
         self._last_save = self._last_error = -float("inf")
@@ -57,6 +62,7 @@ class WorkerBans:
                 contents = ban_store.load_all(self.state_dir, now, self._cache)
                 self._report(contents.problems)
                 self.table.merge(contents.bans, contents.lifts)
+                self._lifts = contents.lifts
                 self._stamp = stamp
             due = final or now - self._last_save >= SAVE_INTERVAL
             if self.table.changes != self._saved and due:
@@ -68,11 +74,20 @@ class WorkerBans:
 
     def _save(self, now: float) -> None:
         # During a rolling reload the draining worker N and the new worker N share this file: save the
-        # union with what is there, so neither drops the other's bans (a ban ends when it ends anyway).
-        on_disk = ban_store.load(self.state_dir, self.writer, now).bans
+        # union with what is there, so neither drops the other's bans and chains (they run out anyway),
+        # but for what the operator lifted, which this table has dropped already: the lifts end with the
+        # bans they lifted, and a lifted offender's chain would otherwise outlive them in this file.
+        on_disk = ban_store.load(self.state_dir, self.writer, now)
+        lifted = {lift.target for lift in self._lifts}
+        bans = strongest([*apply_lifts(on_disk.bans, self._lifts), *self.table.own(now)])
+        kept = (chain for chain in on_disk.chains if chain.target not in lifted)
+        chains: list[Chain] = list(latest([*kept, *self.table.chains(now)]).values())
+        room = max(0, self._max_entries - len(bans))  # the union may hold more than one table would
+        if len(chains) > room:
+            chains = heapq.nlargest(room, chains, key=attrgetter("remember_until"))
         self._saved = self.table.changes
         self._last_save = now
-        ban_store.save(self.state_dir, self.writer, strongest([*on_disk, *self.table.own(now)]).values())
+        ban_store.save(self.state_dir, self.writer, bans.values(), chains=chains)
 
     @staticmethod
     def _report(problems: list[str]) -> None:

@@ -6,10 +6,12 @@ client prefix (the IPv4 /24 or IPv6 /64 that `net.client_identity.client_prefix`
   `offence_window` seconds ban the address for durations[level], where level counts the bans before
   it in an unbroken chain (each new ban beginning within `memory` seconds of the previous one's end),
   capped at the last duration. A chain that goes quiet for `memory` seconds starts again at the first;
-- bans made by hand (`ban`) or taken back after a restart (`adopt`): with the automatic ones, this
-  worker's *own* bans, which it saves to its own file in the store (state/ban_store.py);
-- everything the store holds (`merge`): the operator's manual bans and the other workers' bans, so a
-  client banned by one worker is refused by all of them.
+- bans taken back after a restart (`adopt`): with the automatic ones, this worker's *own* bans, which
+  it saves to its own file in the store (state/ban_store.py), together with its offenders' `chains`
+  (an offender's chain outlives its last ban by `memory` seconds, and so must outlive a restart);
+- everything the store holds (`merge`): the operator's manual bans (written by `shieldwall bans`
+  through the store, never through this table) and the other workers' bans, so a client banned by one
+  worker is refused by all of them.
 
 The allowlist wins over every ban. Times are wall-clock epoch seconds, never monotonic ones: bans are
 shared between processes and outlive restarts.
@@ -22,7 +24,8 @@ Memory is bounded: bans and offender records together never exceed `max_entries`
 sample of the oldest entries is looked at (as in limiter/gcra.py): expired ones go first, then the
 offender record that ends soonest (a forgotten offender costs at most a later or shorter ban). New
 offenders and automatic bans never push out a ban, so under a flood the bans already made stay until
-they end; only an operator's ban does, taking the place of the one that ends soonest. Stdlib only.
+they end. A merge or an adoption beyond max_entries drops offender records first, then the bans that
+end soonest, so an operator's permanent bans are the last to go. Stdlib only.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
-from operator import itemgetter
 from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
 from shieldwall.net.networks import IPV4_OCTET, NetworkSet, parse_network
@@ -74,6 +76,17 @@ class Lift:
     target: str
     at: float
     until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """An offender's escalation, kept beside its worker's own bans so that it outlives a restart:
+    `length` bans in an unbroken chain (so its next ban is at level `length`), remembered until
+    `remember_until` (wall-clock epoch seconds). Not a ban: it never refuses a client by itself."""
+
+    target: str
+    length: int
+    remember_until: float
 
 
 def ban_target(text: str) -> str:
@@ -121,6 +134,16 @@ def strongest(bans: Iterable[Ban]) -> dict[str, Ban]:
     return chosen
 
 
+def latest(chains: Iterable[Chain]) -> dict[str, Chain]:
+    """One chain per target: the one remembered longest (the one its latest ban made)."""
+    chosen: dict[str, Chain] = {}
+    for chain in chains:
+        current = chosen.get(chain.target)
+        if current is None or chain.remember_until > current.remember_until:
+            chosen[chain.target] = chain
+    return chosen
+
+
 class _Offender:
     """One address's recent refusals, counted in a window that opens at the first refusal after the
     previous window closed, and its ban chain: `chain` bans in a row, remembered until `remember_until`.
@@ -163,8 +186,10 @@ class BanTable:
 
     @property
     def changes(self) -> int:
-        """Counts changes to this table's own bans: a worker saves own() when it differs from the
-        count at its last save."""
+        """Counts changes to this table's own bans: a worker saves own() and chains() when it differs
+        from the count at its last save. Chains need no count of their own: one only grows or starts
+        again when an own ban is made, and is forgotten with a lifted own ban; one that runs out is
+        left out by the next load anyway."""
         return self._changes
 
     def check(self, ip: str, prefix: str, now: float) -> Ban | None:
@@ -186,7 +211,7 @@ class BanTable:
             return None
         record = self._offenders.get(ip)
         if record is None:
-            if self.allowlist.contains(ip) or not self._make_room(now, evict_bans=False):
+            if self.allowlist.contains(ip) or not self._make_room(now):
                 return None
             record = self._offenders[ip] = _Offender(now)
         elif now - record.window_start > self._window:
@@ -196,59 +221,42 @@ class BanTable:
             return None
         level = record.chain if now < record.remember_until else 0
         until = now + self._durations[min(level, len(self._durations) - 1)]
-        if ip not in self._own and not self._make_room(now, evict_bans=False):
+        if ip not in self._own and not self._make_room(now):
             return None  # full of bans that may not be pushed out; the next refusal tries again
         record.count, record.chain, record.remember_until = 0, level + 1, until + self._memory
         ban = self._own[ip] = Ban(ip, until, self._reason, "auto", level, now)
         self._changes += 1
         return ban
 
-    def ban(self, target: str, until: float | None, reason: str, now: float, source: BanSource) -> Ban:
-        """Ban `target` (see ban_target) until `until` (None: until removed, manual bans only), as one of
-        this table's own bans, replacing an own ban on the same target. Raises ValueError for a bad
-        target or a permanent automatic ban."""
-        target = ban_target(target)
-        if until is None and source == "auto":
-            raise ValueError("an automatic ban needs an end")
-        ban = Ban(target, until, reason, source, 0, now)
-        if target not in self._own:
-            self._make_room(now, evict_bans=True)  # an operator's ban always finds room
-        self._own[target] = ban
-        self._changes += 1
-        return ban
-
-    def unban(self, target: str) -> bool:
-        """Drop every ban this table holds on `target`, and forget it as an offender. Only here: to lift
-        a ban for every worker and for good, an operator writes a Lift to the store. False when there
-        was no ban."""
-        target = ban_target(target)
-        own = self._own.pop(target, None) is not None
-        stored = self._stored.pop(target, None) is not None
-        self._offenders.pop(target, None)
-        if own:
-            self._changes += 1
-        return own or stored
-
-    def active(self, now: float) -> list[Ban]:
-        """Every active ban, one per target, newest first (for listings and status)."""
-        bans = (ban for ban in (*self._own.values(), *self._stored.values()) if ban.end > now)
-        return sorted(strongest(bans).values(), key=lambda ban: ban.since, reverse=True)
-
     def own(self, now: float) -> list[Ban]:
         """The active bans this table made or adopted: what its worker saves to its file."""
         return [ban for ban in self._own.values() if ban.end > now]
 
-    def adopt(self, bans: Iterable[Ban]) -> None:
-        """Take back this table's own bans from before a restart (its worker's file), so they are saved
-        again and an offender's chain goes on from the level it had reached."""
+    def chains(self, now: float) -> list[Chain]:
+        """The chains of this table's offenders still remembered at `now`: what its worker saves beside
+        own(), so that an offender's next ban after a restart is as long as it would have been without
+        one, even when its last ban has ended. At most max_entries, like every record here."""
+        return [
+            Chain(target, record.chain, record.remember_until)
+            for target, record in self._offenders.items()
+            if record.chain and record.remember_until > now
+        ]
+
+    def adopt(self, bans: Iterable[Ban], chains: Iterable[Chain] = ()) -> None:
+        """Take back this table's own bans and chains from before a restart (its worker's file), so
+        they are saved again and an offender's chain goes on from the level it had reached. A chain
+        alone bans no one: it only lengthens the offender's next ban."""
+        remembered = list(chains)
         for ban in bans:
             current = self._own.get(ban.target)
             if current is None or ban.end > current.end:
                 self._own[ban.target] = ban
             if ban.source == "auto" and ban.until is not None:
-                record = self._offenders.setdefault(ban.target, _Offender(ban.since))
-                record.chain = max(record.chain, ban.level + 1)
-                record.remember_until = max(record.remember_until, ban.until + self._memory)
+                remembered.append(Chain(ban.target, ban.level + 1, ban.until + self._memory))
+        for chain in remembered:
+            record = self._offenders.setdefault(chain.target, _Offender(-_FOREVER))  # no window open
+            record.chain = max(record.chain, chain.length)
+            record.remember_until = max(record.remember_until, chain.remember_until)
         self._trim()
 
     def merge(self, bans: Iterable[Ban], lifts: Iterable[Lift] = ()) -> None:
@@ -282,11 +290,11 @@ class BanTable:
             del self._stored[target]
         return None
 
-    def _make_room(self, now: float, *, evict_bans: bool) -> bool:
+    def _make_room(self, now: float) -> bool:
         """Free a slot if the table is full: the expired entries of a sample (the oldest of each dict),
-        else the sampled offender record that ends soonest, else, for an operator's ban only, the
-        sampled ban that ends soonest. False when nothing may go. Survivors of the sample move to the
-        back (clock-style), so the next eviction looks at others."""
+        else the sampled offender record that ends soonest; never a ban that is still on. False when
+        nothing may go. Survivors of the sample move to the back (clock-style), so the next eviction
+        looks at others."""
         if len(self) < self._max:
             return True
         window = self._window
@@ -297,14 +305,8 @@ class BanTable:
         gone_offenders = {key for record_end, key in ends if record_end <= now}
         gone_stored = {key for key, ban in stored if ban.end <= now}
         gone_own = {key for key, ban in own if ban.end <= now}
-        if not (gone_offenders or gone_stored or gone_own):
-            if ends:
-                gone_offenders.add(min(ends)[1])
-            elif evict_bans and (stored or own):
-                candidates = [(ban.end, gone_stored, key) for key, ban in stored]
-                candidates += [(ban.end, gone_own, key) for key, ban in own]
-                _, gone, key = min(candidates, key=itemgetter(0))
-                gone.add(key)
+        if not (gone_offenders or gone_stored or gone_own) and ends:
+            gone_offenders.add(min(ends)[1])
         _rotate(self._offenders, offenders, gone_offenders)
         _rotate(self._stored, stored, gone_stored)
         _rotate(self._own, own, gone_own)

@@ -3,7 +3,20 @@
 One file per writer, so no two processes ever write the same file and workers need no locks:
 - bans/manual.json: the operator's, written by `shieldwall bans add/remove`: manual bans, and lifts
   (limiter.bans.Lift) of bans that workers saved, which only their workers may rewrite;
-- bans/worker-<N>.json: worker N's own bans (BanTable.own), rewritten whole when they change.
+- bans/worker-<N>.json: worker N's own bans (BanTable.own) and its offenders' ban chains
+  (BanTable.chains), rewritten whole when they change.
+
+A file is one JSON object (times in epoch seconds, targets as limiter.bans.ban_target spells them):
+    {"format": "shieldwall-bans/1",
+     "bans": [{"target": "203.0.113.7", "until": 1700000600.0, "reason": "30 refusals within 60 s",
+               "source": "auto", "level": 1, "since": 1700000000.0}, ...],
+     "lifts": [{"target": "203.0.113.7", "at": 1700000300.0, "until": 1700000600.0}, ...],
+     "chains": [{"target": "203.0.113.7", "length": 2, "remember_until": 1700087000.0}, ...]}
+"until" is null for a permanent manual ban, and for a lift while one of the bans it lifted was
+permanent. "chains" (only in a worker's file, and only when it has some) keeps an offender's
+escalation past the end of its last ban; it was added later, and a file without it reads as having
+none, so the format name did not change. Only the writer's own load() reads chains back: load_all()
+(every worker's reload, and `shieldwall bans list`) neither parses nor returns them, as they ban no one.
 
 Every write goes to a temporary file in the same directory (".<writer>.json.*.tmp", never read), is
 fsynced, replaces the file with os.replace, and the directory is fsynced: a reader sees the old file
@@ -27,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from shieldwall.limiter.bans import Ban, Lift, apply_lifts, ban_target
+from shieldwall.limiter.bans import Ban, Chain, Lift, apply_lifts, ban_target
 
 BANS_DIR: Final = "bans"
 MANUAL: Final = "manual"
@@ -47,11 +60,13 @@ class StateDirError(Exception):
 
 @dataclass(slots=True)
 class Contents:
-    """What a load found: active bans and lifts, and one line per file (or entry) it had to skip."""
+    """What a load found: active bans and lifts, chains still remembered (load() only), and one line
+    per file (or entry) it had to skip."""
 
     bans: list[Ban] = field(default_factory=list)
     lifts: list[Lift] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    chains: list[Chain] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +113,15 @@ def _fix(problem: str) -> str:
     )
 
 
-def save(state_dir: Path, writer: str, bans: Iterable[Ban], lifts: Iterable[Lift] = ()) -> None:
-    """Replace `writer`'s file with these bans and lifts, atomically and durably. Raises StateDirError
-    (the old file stays as it was) when it cannot."""
+def save(
+    state_dir: Path,
+    writer: str,
+    bans: Iterable[Ban],
+    lifts: Iterable[Lift] = (),
+    chains: Iterable[Chain] = (),
+) -> None:
+    """Replace `writer`'s file with these bans, lifts and chains, atomically and durably. Raises
+    StateDirError (the old file stays as it was) when it cannot."""
     if not _WRITER.fullmatch(writer):
         raise ValueError(f"writer must be {MANUAL!r} or 'worker-<N>', not {writer!r}")
     directory = prepare(state_dir)
@@ -119,6 +140,12 @@ def save(state_dir: Path, writer: str, bans: Iterable[Ban], lifts: Iterable[Lift
         ],
         "lifts": [{"target": lift.target, "at": lift.at, "until": lift.until} for lift in lifts],
     }
+    chain_entries = [
+        {"target": chain.target, "length": chain.length, "remember_until": chain.remember_until}
+        for chain in chains
+    ]
+    if chain_entries:  # manual.json never has any: it stays as it always was
+        document["chains"] = chain_entries
     data = json.dumps(document, separators=(",", ":")).encode()
     path = directory / f"{writer}.json"
     try:
@@ -148,10 +175,10 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def load(state_dir: Path, writer: str, now: float) -> Contents:
-    """One writer's file: for the CLI (manual.json) and for a worker taking back its own bans after a
-    restart (BanTable.adopt). A missing file is empty."""
+    """One writer's file, chains included: for the CLI (manual.json) and for a worker taking back its
+    own bans and chains after a restart (BanTable.adopt). A missing file is empty."""
     contents = Contents()
-    _add_active(contents, _parse(state_dir / BANS_DIR / f"{writer}.json"), now)
+    _add_active(contents, _parse(state_dir / BANS_DIR / f"{writer}.json", chains=True), now)
     return contents
 
 
@@ -162,7 +189,8 @@ def load_all(
     state_dir: Path, now: float, cache: FileCache | None = None, *, skip: str | None = None
 ) -> Contents:
     """Every writer's file: the active bans but those a lift covers (a target may appear more than
-    once: BanTable.merge keeps the ban that ends last), the active lifts, and the problems.
+    once: BanTable.merge keeps the ban that ends last), the active lifts, and the problems; no chains
+    (a worker needs only its own, from load()).
 
     Parsing costs ~4 µs a ban (0.4 s for 100,000), so a worker reloading twice a second passes a
     `cache` (an empty dict it keeps), and a file whose inode, size and mtime are those of its last
@@ -239,8 +267,9 @@ def _scan(directory: Path) -> tuple[tuple[str, int, int, int], ...]:
     return tuple(sorted(found))
 
 
-def _parse(path: Path) -> Contents:
-    """Every ban and lift of one file, expired or not, or a problem saying why there are none."""
+def _parse(path: Path, *, chains: bool = False) -> Contents:
+    """Every ban and lift of one file, and its chains if asked, expired or not, or a problem saying why
+    there are none."""
     contents = Contents()
     try:
         document = json.loads(path.read_bytes())
@@ -258,6 +287,8 @@ def _parse(path: Path) -> Contents:
     bad: list[str] = []
     contents.bans = _entries(document, "bans", _ban, bad)
     contents.lifts = _entries(document, "lifts", _lift, bad)
+    if chains:
+        contents.chains = _entries(document, "chains", _chain, bad)
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         contents.problems.append(f"{path}: skipped {bad[0]}{more}")
@@ -267,6 +298,7 @@ def _parse(path: Path) -> Contents:
 def _add_active(contents: Contents, parsed: Contents, now: float) -> None:
     contents.bans += [ban for ban in parsed.bans if ban.end > now]
     contents.lifts += [lift for lift in parsed.lifts if lift.until is None or lift.until > now]
+    contents.chains += [chain for chain in parsed.chains if chain.remember_until > now]
     contents.problems += parsed.problems
 
 
@@ -305,6 +337,14 @@ def _ban(entry: Any) -> Ban:
 def _lift(entry: Any) -> Lift:
     _expect_object(entry)
     return Lift(_target(entry), _time(entry, "at"), _optional_time(entry, "until"))
+
+
+def _chain(entry: Any) -> Chain:
+    _expect_object(entry)
+    length = entry.get("length")
+    if type(length) is not int or length < 1:
+        raise ValueError("length must be a whole number >= 1")
+    return Chain(_target(entry), length, _time(entry, "remember_until"))
 
 
 def _expect_object(entry: Any) -> None:
