@@ -96,7 +96,7 @@ def test_unknown_key_without_a_near_match_lists_the_valid_keys() -> None:
     ]
     assert problems({"firewall": {}}) == [
         "firewall: unknown section; the sections are: "
-        "server, listeners, upstream, limits, client_identity, access_log, rules, bans"
+        "server, listeners, upstream, limits, client_identity, access_log, rules, bans, admission"
     ]
 
 
@@ -354,6 +354,8 @@ def doc_type(field: FieldInfo) -> str:
     assert set(bounds) <= {"gt", "ge", "le"}, f"teach doc_type to show {bounds}"
     if "ge" in bounds and "le" in bounds:
         return f"{name} {bounds['ge']:g} to {bounds['le']:g}"
+    if "gt" in bounds and "le" in bounds:
+        return f"{name} > {bounds['gt']:g}, at most {bounds['le']:g}"
     assert "le" not in bounds, f"teach doc_type to show an upper bound alone ({field})"
     if "gt" in bounds:
         return f"{name} > {bounds['gt']:g}"

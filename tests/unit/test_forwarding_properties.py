@@ -12,7 +12,7 @@ import contextlib
 import httptools
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
-from test_client_protocol import Rig
+from rig import Rig
 
 from shieldwall.http1.fields import HOP_BY_HOP, PROXY_SET
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
+from shieldwall.config.admission_schema import Admission
 from shieldwall.config.policy_schema import Bans, Rule, unique_rule_names
 from shieldwall.config.validators import (
     TOKEN,
@@ -242,6 +243,7 @@ class Settings(Section):
     access_log: AccessLog = AccessLog()
     rules: Annotated[tuple[Rule, ...], AfterValidator(unique_rule_names)] = ()
     bans: Bans = Bans()
+    admission: Admission = Admission()
 
     # Field validators, not a model validator: they run even when other sections have errors, so one
     # check-config run reports everything.
@@ -270,3 +272,17 @@ class Settings(Section):
                     "point it at the origin server, or shieldwall proxies to itself"
                 )
         return upstream
+
+    @field_validator("admission")
+    @classmethod
+    def _limit_fits_the_pool(cls, admission: Admission, info: ValidationInfo) -> Admission:
+        upstream = info.data.get("upstream")
+        if admission.enabled and upstream is not None:
+            limit = admission.fixed_limit or admission.max_limit
+            if limit > upstream.pool_size:
+                raise ValueError(
+                    f"the limit ({limit}) is larger than upstream.pool_size ({upstream.pool_size}): requests "
+                    "it admits would wait for a connection outside the priority queue; lower it or raise "
+                    "the pool size"
+                )
+        return admission

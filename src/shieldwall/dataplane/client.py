@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
+from shieldwall.admission.controller import Ticket, TicketState
 from shieldwall.core.errors import BadRequest, HttpError
 from shieldwall.dataplane.accesslog import LogRecord
 from shieldwall.dataplane.exchange import Exchange
@@ -385,7 +386,36 @@ class ClientConnection(asyncio.Protocol):
         if ex.error is not None:
             self._answer_error(ex, ex.error)
             return
+        if self.server.door is not None and not self._admit(ex):
+            return
         self.server.pool.acquire(ex)
+
+    def _admit(self, ex: Exchange) -> bool:
+        """Admission control: True when the exchange may go to the origin now; otherwise it waits in the
+        queue (the server resumes it) or has been answered 503."""
+        server = self.server
+        door = server.door
+        assert door is not None
+        now = server.clock.monotonic()
+        suspicious = server.bans.table.suspect(ex.client_ip, server.clock.wall())
+        priority = door.priority(ex, suspicious=suspicious, cleared=False)
+        ticket, evicted = door.controller.try_admit(priority, now, ex)
+        if evicted is not None:
+            server.admission_ended(evicted)
+        if ticket.state is TicketState.SHED:
+            self.shed(ex, ticket)
+            return False
+        ex.ticket = ticket
+        return ticket.state is TicketState.ADMITTED
+
+    def shed(self, ex: Exchange, ticket: Ticket) -> None:
+        """The origin is saturated and this request's class is the one to go: 503 + Retry-After (not an
+        offence: the visitor did nothing wrong)."""
+        ex.ticket = None
+        self.server.stats_refused["shed"] += 1
+        if ex is self.current:
+            err = HttpError(503, "origin saturated", keep_alive=True, retry_after=ticket.retry_after)
+            self._answer_error(ex, err)
 
     def _release(self, ex: Exchange) -> None:
         """The exchange no longer occupies the origin on its client's behalf."""
@@ -393,6 +423,10 @@ class ClientConnection(asyncio.Protocol):
             ex.holds_inflight = False
             assert self.server.inflight is not None
             self.server.inflight.release(ex.client_ip)
+        ticket = ex.ticket
+        if ticket is not None:
+            ex.ticket = None
+            self.server.give_back(ticket, ex)
 
     def forwarding_context(self, client_ip: str) -> ForwardingContext:
         """What the origin is told about the client; built once per connection in the usual case."""
@@ -460,6 +494,7 @@ class ClientConnection(asyncio.Protocol):
             self._answer_error(ex, HttpError(status, reason))
 
     def response_head(self, ex: Exchange, head: bytes, status: int, keep_alive: bool) -> None:
+        ex.response_at = self.server.clock.monotonic()
         ex.response_started = True
         ex.status = status
         ex.response_keep_alive = keep_alive

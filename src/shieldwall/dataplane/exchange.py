@@ -16,6 +16,7 @@ from shieldwall.http1.request import RequestHead
 from shieldwall.policy.decision import ALLOW, Decision
 
 if TYPE_CHECKING:
+    from shieldwall.admission.controller import Ticket
     from shieldwall.dataplane.client import ClientConnection
     from shieldwall.dataplane.upstream import UpstreamConnection
 
@@ -40,10 +41,12 @@ class Exchange:
         "ref_id",
         "request_complete",
         "request_sent",
+        "response_at",
         "response_keep_alive",
         "response_started",
         "started_at",
         "status",
+        "ticket",
         "trailers",
         "upstream",
         "waiting_since",
@@ -65,6 +68,7 @@ class Exchange:
         self.request_sent = False  # head and whole body written to an upstream connection
         self.trailers: list[tuple[bytes, bytes]] = []
         self.response_started = False
+        self.response_at = 0.0  # when the origin's response head arrived (monotonic; 0: not yet)
         self.response_keep_alive = False
         self.status = 0
         self.bytes_sent = 0
@@ -73,6 +77,7 @@ class Exchange:
         self.waiting_since = 0.0
         self.ref_id: str | None = None
         self.holds_inflight = False  # counted in the server's per-client requests at the origin
+        self.ticket: Ticket | None = None  # admission control's: queued for, or admitted to, the origin
         self.decision: Decision = ALLOW  # the policy's answer, kept for the access log
 
     def reference(self) -> str:

@@ -10,11 +10,15 @@ import ssl
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
+from shieldwall.admission.controller import Ticket
 from shieldwall.config.schema import Listener, Settings
 from shieldwall.core.clock import Clock, SystemClock
 from shieldwall.dataplane.accesslog import AccessLog
 from shieldwall.dataplane.client import ClientConnection
+from shieldwall.dataplane.exchange import Exchange
+from shieldwall.dataplane.origin_door import OriginDoor
 from shieldwall.dataplane.upstream import UpstreamPool
 from shieldwall.dataplane.worker_bans import WorkerBans
 from shieldwall.limiter.concurrency import OpenCounts
@@ -113,6 +117,7 @@ class ShieldServer:
         self.policy = compile_policy(settings.rules, tracked_keys=limits.tracked_clients)
         self.bans = WorkerBans(settings, worker_id, self.clock.wall())
         self.inflight = OpenCounts(limits.max_inflight_per_ip) if limits.max_inflight_per_ip else None
+        self.door = OriginDoor(settings.admission) if settings.admission.enabled else None
         self.pool = UpstreamPool(self)
         self.access_log = AccessLog(settings.access_log)
         self.connections: set[ClientConnection] = set()
@@ -220,6 +225,27 @@ class ShieldServer:
         """A request of this client was refused; True when that earned it a ban."""
         return self.bans.offence(ip, prefix, self.clock.wall()) is not None
 
+    # ---------------------------------------------------------------- admission control
+
+    def give_back(self, ticket: Ticket, ex: Exchange) -> None:
+        """An exchange is done with its admission ticket: resume the exchanges it lets in."""
+        assert self.door is not None
+        admitted = self.door.give_back(ticket, ex, self.clock.monotonic())
+        while admitted:
+            ticket = admitted.pop(0)
+            waiting = cast(Exchange, ticket.context)
+            if waiting.cancelled:  # its client left since: the slot goes to the next one
+                admitted += self.door.give_back(ticket, waiting, self.clock.monotonic())
+                continue
+            waiting.ticket = ticket
+            self.pool.acquire(waiting)
+
+    def admission_ended(self, ticket: Ticket) -> None:
+        """A queued exchange was shed (displaced, or waited past its deadline): 503 + Retry-After."""
+        ex = cast(Exchange, ticket.context)
+        if not ex.cancelled:
+            ex.client.shed(ex, ticket)
+
     # ---------------------------------------------------------------- periodic work
 
     def _sweep(self) -> None:
@@ -231,6 +257,9 @@ class ShieldServer:
                 if now > pending.deadline:
                     pending.drop()
             self.pool.on_tick(now)
+            if self.door is not None:
+                for ticket in self.door.controller.expire(now):
+                    self.admission_ended(ticket)
             self.bans.sync(self.clock.wall())
             self.access_log.flush()
         finally:

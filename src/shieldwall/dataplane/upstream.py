@@ -211,6 +211,9 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if status == 101 and ex.head.upgrade is None:
             raise InvalidResponse("origin switched protocols without being asked")
+        door = self.pool.server.door
+        if door is not None:
+            door.learn_sessions(self._fields.lines)
         framing = response_framing(status, self._fields, ex.head.method, ex.head.version)
         self._framing = framing
         self._status = status

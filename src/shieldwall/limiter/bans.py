@@ -203,6 +203,14 @@ class BanTable:
             return None
         return ban
 
+    def suspect(self, ip: str, now: float) -> bool:
+        """Whether the shield refused this address recently (an offence in the open window) or banned
+        it within `memory`: admission control serves such clients last."""
+        record = self._offenders.get(ip)
+        if record is None:
+            return False
+        return (record.count > 0 and now - record.window_start <= self._window) or now < record.remember_until
+
     def offence(self, ip: str, prefix: str, now: float) -> Ban | None:
         """Record one refusal of this client (a 429 or 403 the shield answered); the new ban when it
         earns one. Refusals of a client already banned (its connection predates the ban) count for
