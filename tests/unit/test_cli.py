@@ -351,3 +351,18 @@ def test_run_help_gives_each_option_its_purpose_and_default() -> None:
 def test_console_script_points_at_main() -> None:
     [script] = [ep for ep in entry_points(group="console_scripts") if ep.name == "shieldwall"]
     assert script.load() is main
+
+
+def test_check_config_reads_the_crawler_address_lists(tmp_path: Path) -> None:
+    good = tmp_path / "googlebot.json"
+    good.write_text('{"prefixes": [{"ipv4Prefix": "66.249.64.0/27"}]}')
+    bad = tmp_path / "bingbot.txt"
+    bad.write_text("157.55.39.0/24\nnot-a-network\n")
+    path = write(
+        tmp_path,
+        f'[upstream]\nurl = "http://127.0.0.1:8000"\n[crawlers.ranges]\ngoogle = "{good}"\nbing = "{bad}"\n',
+    )
+    result = invoke("check-config", str(path))
+    assert result.exit_code == 2
+    assert "crawlers.ranges.bing:" in result.stderr and f"{bad}:2" in result.stderr
+    assert "google" not in result.stderr

@@ -96,7 +96,8 @@ def test_unknown_key_without_a_near_match_lists_the_valid_keys() -> None:
     ]
     assert problems({"firewall": {}}) == [
         "firewall: unknown section; the sections are: "
-        "server, listeners, upstream, limits, client_identity, access_log, rules, bans, admission"
+        "server, listeners, upstream, limits, client_identity, access_log, rules, bans, admission, "
+        "challenge, crawlers"
     ]
 
 

@@ -89,7 +89,7 @@ def test_bad_limit_values() -> None:
 
 def test_unknown_action_and_misspelt_keys() -> None:
     assert problems({"name": "a", "action": "deny", "match": {"paht": "/x"}}) == [
-        'rules[0].action: must be "allow", "block" or "limit" (got "deny")',
+        'rules[0].action: must be "allow", "block", "limit" or "challenge" (got "deny")',
         "rules[0].match.paht: unknown key; did you mean 'path'?",
     ]
 

@@ -24,6 +24,8 @@ from shieldwall.cli.errors import EXIT_BAD_CONFIG, exit_on_config_error
 from shieldwall.config import ConfigError, Settings, load_config
 from shieldwall.config.load import read_toml, with_value
 from shieldwall.config.schema import parse_host_port, parse_origin_url
+from shieldwall.net.crawlers import load_crawler_ranges
+from shieldwall.net.ipdata import DataFileError
 
 EXIT_CANNOT_LISTEN = 1
 
@@ -60,20 +62,28 @@ def _sets_upstream_url(raw: dict[str, Any]) -> bool:
     return isinstance(section, dict) and "url" in section
 
 
-def _check_certificates(settings: Settings, source: str) -> None:
-    """Read every TLS listener's certificate and key now, so a missing file or a key that does not
-    match is reported with the other problems instead of when a worker starts listening."""
-    if not any(listener.tls for listener in settings.listeners):
-        return
-    from shieldwall.dataplane.tls import build_server_context  # noqa: PLC0415 (loads cryptography)
-
+def _check_files(settings: Settings, source: str) -> None:
+    """Read every file the configuration names (TLS certificates and keys, crawler address lists) now,
+    so a missing or broken one is reported with the other problems instead of when a worker starts."""
     problems: list[str] = []
-    for index, listener in enumerate(settings.listeners):
-        if listener.tls:
-            try:
-                build_server_context(listener.certificates, config_path=f"listeners[{index}].certificates")
-            except ConfigError as error:
-                problems.extend(error.problems)
+    if any(listener.tls for listener in settings.listeners):
+        from shieldwall.dataplane.tls import build_server_context  # noqa: PLC0415 (loads cryptography)
+
+        for index, listener in enumerate(settings.listeners):
+            if listener.tls:
+                try:
+                    build_server_context(
+                        listener.certificates, config_path=f"listeners[{index}].certificates"
+                    )
+                except ConfigError as error:
+                    problems.extend(error.problems)
+    for name, path in settings.crawlers.ranges.items():
+        try:
+            load_crawler_ranges(path)
+        except DataFileError as exc:
+            problems.append(
+                f"crawlers.ranges.{name}: {exc}; give the JSON list the engine publishes, or one CIDR a line"
+            )
     if problems:
         raise ConfigError(source, problems)
 
@@ -161,7 +171,7 @@ def run(upstream: str | None, listen: Sequence[str], config_path: Path | None, w
             "or set url in the [upstream] section of the --config file."
         )
     with exit_on_config_error():
-        _check_certificates(settings, str(config_path or "<command line>"))
+        _check_files(settings, str(config_path or "<command line>"))
     from shieldwall.dataplane.listen import ListenError  # noqa: PLC0415 (keeps --help fast)
     from shieldwall.dataplane.supervisor import run as run_supervisor  # noqa: PLC0415
     from shieldwall.state.ban_store import StateDirError  # noqa: PLC0415
@@ -182,13 +192,13 @@ def run(upstream: str | None, listen: Sequence[str], config_path: Path | None, w
 )
 @click.argument("file", type=click.Path(path_type=Path))
 def check_config(file: Path) -> None:
-    """Validate FILE, and read the TLS certificates it names, without starting anything. Prints
-    "FILE: OK" and a summary, or every problem (key path, what is wrong, what to do) on stderr and
-    exits 2."""
+    """Validate FILE, and read the files it names (TLS certificates, crawler lists), without starting
+    anything. Prints "FILE: OK" and a summary, or every problem (key path, what is wrong, what to do)
+    on stderr and exits 2."""
     with exit_on_config_error():
         settings = load_config(file)
         explicit = _sets_upstream_url(read_toml(file))
-        _check_certificates(settings, str(file))
+        _check_files(settings, str(file))
     click.echo(f"{file}: OK")
     for line in _summary(settings, upstream_explicit=explicit):
         click.echo(f"  {line}")

@@ -94,7 +94,7 @@ class RuleLimit(Section):
 
 class Rule(Section):
     name: str
-    action: Literal["allow", "block", "limit"]
+    action: Literal["allow", "block", "limit", "challenge"]
     log_only: StrictBool = Field(default=False, description="record what the rule would do, do not do it")
     match: RuleMatch = RuleMatch()
     limit: RuleLimit | None = None

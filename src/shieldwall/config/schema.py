@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from shieldwall.config.admission_schema import Admission
+from shieldwall.config.challenge_schema import Challenge, Crawlers
 from shieldwall.config.policy_schema import Bans, Rule, unique_rule_names
 from shieldwall.config.validators import (
     TOKEN,
@@ -244,6 +245,8 @@ class Settings(Section):
     rules: Annotated[tuple[Rule, ...], AfterValidator(unique_rule_names)] = ()
     bans: Bans = Bans()
     admission: Admission = Admission()
+    challenge: Challenge = Challenge()
+    crawlers: Crawlers = Crawlers()
 
     # Field validators, not a model validator: they run even when other sections have errors, so one
     # check-config run reports everything.

@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from shieldwall.admission.controller import Ticket, TicketState
+from shieldwall.challenge.outcomes import Refused
 from shieldwall.core.errors import BadRequest, HttpError
 from shieldwall.dataplane.accesslog import LogRecord
+from shieldwall.dataplane.challenges import is_verify_request
 from shieldwall.dataplane.exchange import Exchange
 from shieldwall.dataplane.views import request_view
 from shieldwall.http1.error_page import error_response, wants_json
 from shieldwall.http1.forwarding import ForwardingContext
-from shieldwall.http1.request import forwardable_trailers, validate_request_head
+from shieldwall.http1.request import RequestHead, forwardable_trailers, validate_request_head
 from shieldwall.net.client_identity import client_prefix, normalise_ip, resolve_client_ip
 from shieldwall.policy.decision import Action
 
@@ -331,11 +333,15 @@ class ClientConnection(asyncio.Protocol):
             if not verdict.allowed:
                 self._refuse(ex, 429, "request rate", ceil(verdict.retry_after), "rate_limited")
         policy = self.server.policy
-        if ex.error is None and not policy.empty:
+        if ex.error is None and is_verify_request(head):
+            self._verify_challenge(ex, head)  # the shield's own URL: never the rules' business
+        elif ex.error is None and not policy.empty:
             ip = ex.client_ip
             view = request_view(head, ip, self.prefix if ip == self.client_ip else client_prefix(ip))
             decision = ex.decision = policy.decide(view, now)
-            if decision.action is not Action.ALLOW:
+            if decision.action is Action.CHALLENGE:
+                self._challenge(ex, head)
+            elif decision.action is not Action.ALLOW:
                 self._refuse(ex, decision.status, f"rule {decision.rule}", decision.retry_after, "rule")
         self._reading = ex
         if self.current is None:
@@ -343,6 +349,40 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.pipeline.append(ex)
             self._pause(PAUSE_PIPELINE)
+
+    def _challenge(self, ex: Exchange, head: RequestHead) -> None:
+        """A challenge rule stopped this request: the proof-of-work page (not an offence: most people
+        who see it are real visitors)."""
+        server = self.server
+        server.stats_refused["challenged"] += 1
+        ip, prefix = ex.client_ip, self._prefix_of(ex.client_ip)
+        offences = server.bans.table.recent_offences(ip, server.clock.wall())
+        ex.local = server.challenges.page(head, prefix, offences, ex.reference(), self._keeps_alive(head))
+
+    def _verify_challenge(self, ex: Exchange, head: RequestHead) -> None:
+        """/.shieldwall/verify: a solved challenge earns the clearance cookie and a 303 back to where
+        the visitor was going; a forged answer is an offence."""
+        server = self.server
+        ip, prefix = ex.client_ip, self._prefix_of(ex.client_ip)
+        offences = server.bans.table.recent_offences(ip, server.clock.wall())
+        secure = self.listener.scheme == b"https"
+        ex.local, outcome = server.challenges.verify(
+            head, prefix, offences, ex.reference(), keep_alive=self._keeps_alive(head), secure=secure
+        )
+        if isinstance(outcome, Refused):
+            log.info("challenge answer from %s refused: %s (ref %s)", ip, outcome.reason, ex.ref_id)
+        if server.challenges.is_forgery(outcome):
+            server.stats_refused["challenge_forged"] += 1
+            if server.offence(ip, prefix):
+                self.no_more_requests = True
+
+    def _prefix_of(self, ip: str) -> str:
+        return self.prefix if ip == self.client_ip else client_prefix(ip)
+
+    @staticmethod
+    def _keeps_alive(head: RequestHead) -> bool:
+        """Whether the shield's own answer may keep the connection: not while a body may follow."""
+        return head.keep_alive and not head.has_body
 
     def _refuse(self, ex: Exchange, status: int, reason: str, retry_after: int | None, counter: str) -> None:
         """The shield answers this request itself (429, 403). A refusal is an offence: enough of them
@@ -385,6 +425,9 @@ class ClientConnection(asyncio.Protocol):
                 self._refuse(ex, 429, "too many requests at once", 1, "inflight")
         if ex.error is not None:
             self._answer_error(ex, ex.error)
+            return
+        if ex.local is not None:
+            self._answer_local(ex, ex.local)
             return
         if self.server.door is not None and not self._admit(ex):
             return
@@ -482,6 +525,18 @@ class ClientConnection(asyncio.Protocol):
             self.no_more_requests = True
         ex.status = err.status
         ex.bytes_sent = len(payload)
+        self.write(payload)
+        self.finish_exchange(ex, keep_alive=keep_alive)
+
+    def _answer_local(self, ex: Exchange, payload: bytes) -> None:
+        """A complete response the shield wrote itself (the challenge page, the verify answer)."""
+        ex.local = None
+        ex.status = int(payload[9:12])  # b"HTTP/1.1 303 ..."
+        ex.bytes_sent = len(payload)
+        assert ex.head is not None
+        keep_alive = self._keeps_alive(ex.head)  # what the response's Connection field was written for
+        if not keep_alive:
+            self.no_more_requests = True
         self.write(payload)
         self.finish_exchange(ex, keep_alive=keep_alive)
 

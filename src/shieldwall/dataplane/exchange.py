@@ -36,6 +36,7 @@ class Exchange:
         "error",
         "head",
         "holds_inflight",
+        "local",
         "pending",
         "pending_bytes",
         "ref_id",
@@ -79,6 +80,7 @@ class Exchange:
         self.holds_inflight = False  # counted in the server's per-client requests at the origin
         self.ticket: Ticket | None = None  # admission control's: queued for, or admitted to, the origin
         self.decision: Decision = ALLOW  # the policy's answer, kept for the access log
+        self.local: bytes | None = None  # a response the shield wrote itself (challenge page, verify answer)
 
     def reference(self) -> str:
         if self.ref_id is None:

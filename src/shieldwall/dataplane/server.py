@@ -16,6 +16,7 @@ from shieldwall.admission.controller import Ticket
 from shieldwall.config.schema import Listener, Settings
 from shieldwall.core.clock import Clock, SystemClock
 from shieldwall.dataplane.accesslog import AccessLog
+from shieldwall.dataplane.challenges import Challenges
 from shieldwall.dataplane.client import ClientConnection
 from shieldwall.dataplane.exchange import Exchange
 from shieldwall.dataplane.origin_door import OriginDoor
@@ -114,7 +115,10 @@ class ShieldServer:
             if limits.requests_per_second_per_ip
             else None
         )
-        self.policy = compile_policy(settings.rules, tracked_keys=limits.tracked_clients)
+        self.challenges = Challenges(settings, self.clock, loop)
+        self.policy = compile_policy(
+            settings.rules, tracked_keys=limits.tracked_clients, gate=self.challenges
+        )
         self.bans = WorkerBans(settings, worker_id, self.clock.wall())
         self.inflight = OpenCounts(limits.max_inflight_per_ip) if limits.max_inflight_per_ip else None
         self.door = OriginDoor(settings.admission) if settings.admission.enabled else None

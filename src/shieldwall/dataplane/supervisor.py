@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from shieldwall import __version__
+from shieldwall.challenge.keys import SecretFileError, load_or_create
 from shieldwall.config import ConfigError, Settings, load_config
 from shieldwall.config.schema import Listener
+from shieldwall.dataplane.challenges import secret_path
 from shieldwall.dataplane.listen import ListenerGroup, bind_listeners
 from shieldwall.dataplane.worker import bind_to_parent, run_worker
 from shieldwall.state import ban_store
@@ -76,6 +78,10 @@ def run(settings: Settings, *, config_path: Path | None, overrides: dict[str, ob
     bound, both before any worker starts. `config_path` and `overrides` are what SIGHUP reloads from (the
     same CLI overrides are applied again)."""
     ban_store.prepare(settings.server.state_dir)
+    try:  # created once here, so that workers starting together find it and none races to write it
+        load_or_create(secret_path(settings.server.state_dir))
+    except (OSError, SecretFileError) as exc:
+        raise ban_store.StateDirError(f"challenge secret: {exc}") from exc
     # "One per core" means the cores this process may run on (taskset, container cpusets).
     n_workers = settings.server.workers or len(os.sched_getaffinity(0)) or 1
     groups = bind_listeners(settings, n_workers)

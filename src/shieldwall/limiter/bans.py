@@ -211,6 +211,15 @@ class BanTable:
             return False
         return (record.count > 0 and now - record.window_start <= self._window) or now < record.remember_until
 
+    def recent_offences(self, ip: str, now: float) -> int:
+        """Refusals of this address in its open window, plus the bans in its remembered chain: what
+        makes its next challenge harder."""
+        record = self._offenders.get(ip)
+        if record is None:
+            return 0
+        count = record.count if now - record.window_start <= self._window else 0
+        return count + (record.chain if now < record.remember_until else 0)
+
     def offence(self, ip: str, prefix: str, now: float) -> Ban | None:
         """Record one refusal of this client (a 429 or 403 the shield answered); the new ban when it
         earns one. Refusals of a client already banned (its connection predates the ban) count for

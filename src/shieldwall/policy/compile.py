@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from shieldwall.net.networks import NetworkSet
 from shieldwall.policy.decision import Action, Decision
-from shieldwall.policy.engine import Policy
+from shieldwall.policy.engine import ChallengeGate, Policy
 from shieldwall.policy.limit import RuleLimiter
 from shieldwall.policy.paths import normalise_path
 from shieldwall.policy.rule import CompiledRule, PathTest
@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     from shieldwall.config.policy_schema import Rule, RuleMatch
 
 
-def compile_policy(rules: Sequence[Rule], *, tracked_keys: int = 100_000) -> Policy:
-    """`tracked_keys` bounds each limit rule's table of buckets (per worker)."""
-    return Policy(tuple(_compile_rule(rule, tracked_keys) for rule in rules))
+def compile_policy(
+    rules: Sequence[Rule], *, tracked_keys: int = 100_000, gate: ChallengeGate | None = None
+) -> Policy:
+    """`tracked_keys` bounds each limit rule's table of buckets (per worker); `gate` says which requests
+    pass challenge rules unchallenged (see engine.ChallengeGate)."""
+    return Policy(tuple(_compile_rule(rule, tracked_keys) for rule in rules), gate)
 
 
 def _compile_rule(rule: Rule, tracked_keys: int) -> CompiledRule:

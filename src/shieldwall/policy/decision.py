@@ -30,6 +30,7 @@ class Action(StrEnum):
     ALLOW = "allow"
     LIMIT = "limit"  # 429 + Retry-After
     BLOCK = "block"  # 403
+    CHALLENGE = "challenge"  # the proof-of-work page (403), for clients without a clearance
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ class Decision:
         return _STATUS[self.action]
 
 
-_STATUS = {Action.ALLOW: 0, Action.LIMIT: 429, Action.BLOCK: 403}
+_STATUS = {Action.ALLOW: 0, Action.LIMIT: 429, Action.BLOCK: 403, Action.CHALLENGE: 403}
 
 
 ALLOW = Decision(Action.ALLOW)

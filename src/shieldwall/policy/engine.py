@@ -6,20 +6,38 @@ even that when the answer is a plain allow or a rule's precomputed allow/block.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from shieldwall.policy.decision import ALLOW, Action, Decision, RequestView
 from shieldwall.policy.paths import normalise_path
 from shieldwall.policy.rule import CompiledRule, headers_match, paths_match
+
+
+class ChallengeGate(Protocol):
+    """What lets a request through a challenge rule without the challenge: a valid clearance cookie,
+    a route exempt from challenges (feeds, APIs), a verified crawler. Asked only when a challenge rule
+    applies, so its cost (an HMAC) is not paid by requests no challenge rule covers."""
+
+    def passes(self, view: RequestView) -> bool: ...
+
+
+class _NoGate:
+    """Without a gate every challenge rule challenges (tests and policies without challenge rules)."""
+
+    def passes(self, view: RequestView) -> bool:
+        return False
 
 
 class Policy:
     """The compiled rules of one configuration (see policy.compile). `empty` is True when there are
     none: the data plane then skips building a RequestView at all."""
 
-    __slots__ = ("_match_paths", "empty", "rules")
+    __slots__ = ("_match_paths", "empty", "gate", "rules")
 
-    def __init__(self, rules: tuple[CompiledRule, ...]) -> None:
+    def __init__(self, rules: tuple[CompiledRule, ...], gate: ChallengeGate | None = None) -> None:
         self.rules = rules
         self.empty = not rules
+        self.gate: ChallengeGate = gate or _NoGate()
         # Normalising the path costs ~0.2 µs even when it is already normal: only pay it when it is used.
         self._match_paths = any(rule.looks_at_path for rule in rules)
 
@@ -49,10 +67,12 @@ class Policy:
             if rule.headers and not headers_match(rule.headers, view.headers):
                 continue
             limiter = rule.limiter
-            if limiter is None:  # allow or block
+            if limiter is None:  # allow, block or challenge
+                if rule.action is Action.CHALLENGE and self.gate.passes(view):
+                    continue  # cleared, exempt or a verified crawler: the later rules still apply
                 if not rule.log_only:
                     return Decision(rule.action, rule.name, logged=logged) if logged else rule.decision
-                if rule.action is Action.BLOCK:  # a log-only allow would have refused nothing
+                if rule.action is not Action.ALLOW:  # a log-only allow would have refused nothing
                     logged += (rule.name,)
                 continue
             retry_after = limiter.check(view, now)
