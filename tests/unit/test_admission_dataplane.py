@@ -124,3 +124,19 @@ def test_an_origin_timeout_cuts_the_adaptive_limit(make_rig) -> None:
     assert rig.client_t.take().startswith(b"HTTP/1.1 504 ")
     assert door.controller.limit < 10
     assert door.controller.in_flight == 0
+
+
+def test_a_visitor_with_a_clearance_goes_before_everyone_else(make_rig) -> None:
+    rig = door_rig(make_rig)
+    rig.client.data_received(get("/busy"))
+    rig.up.take()
+    challenges = rig.server.challenges
+    now = rig.clock.wall()
+    cleared_ip = "198.51.100.60"
+    value = challenges.service.clearance.issue("198.51.100.0/24", b"t", level=0, now=now)
+    rig.connect(FakeTransport(("198.51.100.61", 40000))).data_received(get("/plain", "User-Agent: t"))
+    rig.connect(FakeTransport((cleared_ip, 40000))).data_received(
+        get("/cleared", "User-Agent: t", f"Cookie: sw_clearance={value.decode()}")
+    )
+    rig.origin_says(OK)
+    assert rig.up.take().startswith(b"GET /cleared ")

@@ -28,6 +28,7 @@ from shieldwall.challenge.page import CONTENT_TYPE
 from shieldwall.challenge.service import ChallengeService, ChallengeSettings
 from shieldwall.core.clock import Clock
 from shieldwall.http1.forwarding import status_line
+from shieldwall.net.client_identity import client_prefix
 from shieldwall.net.crawlers import CrawlerStatus, CrawlerVerifier, claimed_crawler, load_crawler_ranges
 from shieldwall.policy.decision import RequestView
 from shieldwall.policy.paths import normalise_path
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from shieldwall.config.schema import Settings
+    from shieldwall.dataplane.exchange import Exchange
     from shieldwall.http1.request import RequestHead
 
 log = logging.getLogger("shieldwall.challenge")
@@ -108,6 +110,17 @@ class Challenges:
         if cookies and self.service.cleared_level(cookies, view.prefix, user_agent, now) is not None:
             return True
         return user_agent is not None and self._verified_crawler(view.client_ip, user_agent)
+
+    def cleared(self, ex: Exchange) -> bool:
+        """Whether the exchange's request carries a valid clearance cookie (for admission priority)."""
+        head = ex.head
+        assert head is not None
+        cookies = [value for name, value in head.headers if name.lower() == b"cookie"]
+        if not cookies:
+            return False
+        prefix = ex.client.prefix if ex.client_ip == ex.client.client_ip else client_prefix(ex.client_ip)
+        now = self.clock.wall()
+        return self.service.cleared_level(cookies, prefix, _user_agent(head), now) is not None
 
     def _verified_crawler(self, ip: str, user_agent: bytes) -> bool:
         verifier = self.crawlers

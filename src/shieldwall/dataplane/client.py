@@ -441,7 +441,7 @@ class ClientConnection(asyncio.Protocol):
         assert door is not None
         now = server.clock.monotonic()
         suspicious = server.bans.table.suspect(ex.client_ip, server.clock.wall())
-        priority = door.priority(ex, suspicious=suspicious, cleared=False)
+        priority = door.priority(ex, suspicious=suspicious, cleared=server.challenges.cleared(ex))
         ticket, evicted = door.controller.try_admit(priority, now, ex)
         if evicted is not None:
             server.admission_ended(evicted)
