@@ -29,11 +29,12 @@ import math
 import os
 import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from shieldwall.core.atomic_file import write_atomic
 
 DEFAULT_ROTATION: Final = 86_400.0  # one day
 SECRET_BYTES: Final = 32
@@ -177,22 +178,7 @@ def _write(path: Path, masters: MasterSecrets) -> None:
         "rotated_at": masters.rotated_at,
     }
     try:
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(json.dumps(document).encode())
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory)  # until the directory is synced, a power cut may undo the rename
-        finally:
-            os.close(directory)
+        write_atomic(path, json.dumps(document).encode())  # 0600
     except OSError as exc:
         raise SecretFileError(
             f"cannot write the challenge secret file {path} ({exc.strerror or exc})"

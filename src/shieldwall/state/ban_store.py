@@ -33,13 +33,13 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from shieldwall.core.atomic_file import write_atomic
 from shieldwall.limiter.bans import Ban, Chain, Lift, apply_lifts, ban_target
 
 BANS_DIR: Final = "bans"
@@ -149,29 +149,9 @@ def save(
     data = json.dumps(document, separators=(",", ":")).encode()
     path = directory / f"{writer}.json"
     try:
-        handle, temp = tempfile.mkstemp(prefix=f".{writer}.json.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-        _fsync_directory(directory)
+        write_atomic(path, data)
     except OSError as exc:
         raise StateDirError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable: until the directory is synced, a power cut may undo it."""
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
 
 
 def load(state_dir: Path, writer: str, now: float) -> Contents:
