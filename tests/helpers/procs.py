@@ -16,7 +16,9 @@ from shieldwall.drill.processes import Child, free_port
 READY_TIMEOUT = 15.0
 
 # Every test shield stops quickly and logs to its stderr file; tests add their own settings on top.
-BASE_SHIELD_CONFIG: dict[str, Any] = {"server": {"shutdown_grace": 2.0}}
+# The admin listener is off unless a test turns it on: its default port is fixed, and shields started
+# side by side would compete for it.
+BASE_SHIELD_CONFIG: dict[str, Any] = {"server": {"shutdown_grace": 2.0}, "admin": {"enabled": False}}
 
 
 class ServerProcess(Child):

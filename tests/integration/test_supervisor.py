@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from shieldwall.dataplane.control_child import CONTROL_COMM
 from shieldwall.drill.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -79,6 +80,13 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _comm(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _config(state_dir: Path, grace: float = 3.0, via: str = "shieldwall") -> str:
     return (
         f'[server]\nshutdown_grace = {grace}\nvia_name = "{via}"\nstate_dir = "{state_dir}"\n\n'
@@ -120,7 +128,10 @@ class Shield:
         return any(text in line for line in self.lines)
 
     def workers(self) -> set[int]:
-        return _children(self.proc.pid)
+        return {pid for pid in _children(self.proc.pid) if _comm(pid) != CONTROL_COMM}
+
+    def control(self) -> set[int]:
+        return {pid for pid in _children(self.proc.pid) if _comm(pid) == CONTROL_COMM}
 
     def get(self, path: str, source: str = "127.0.0.1") -> tuple[int, str, str]:
         """(status, Via header, body) of one request on a new connection from `source`."""

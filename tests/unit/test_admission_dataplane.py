@@ -10,6 +10,8 @@ from fake_transport import FakeTransport
 from rig import Rig
 
 from shieldwall.admission.controller import TicketState
+from shieldwall.control.state import ControlState
+from shieldwall.detector.events import Mode
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -140,3 +142,45 @@ def test_a_visitor_with_a_clearance_goes_before_everyone_else(make_rig) -> None:
     )
     rig.origin_says(OK)
     assert rig.up.take().startswith(b"GET /cleared ")
+
+
+def test_a_slow_request_body_takes_no_origin_slot_until_it_has_arrived(make_rig) -> None:
+    rig = door_rig(make_rig)
+    rig.client.data_received(b"POST /donate HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nam")
+    door = rig.server.door
+    assert door is not None and door.controller.in_flight == 0 and not rig.upstreams
+    visitor_t = FakeTransport(("198.51.100.70", 40000))
+    rig.connect(visitor_t).data_received(get("/news"))
+    assert rig.up.take().startswith(b"GET /news "), "the slot went to a request that was ready"
+    rig.origin_says(OK)
+    assert visitor_t.take().startswith(b"HTTP/1.1 200 OK")
+    rig.client.data_received(b"ount=5&x")
+    sent = rig.up.take()
+    assert sent.startswith(b"POST /donate ") and sent.endswith(b"\r\n\r\namount=5&x")
+
+
+def test_expect_100_continue_is_answered_while_the_body_is_read_before_admission(make_rig) -> None:
+    rig = door_rig(make_rig)
+    rig.client.data_received(
+        b"POST /donate HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"
+    )
+    assert rig.client_t.take() == b"HTTP/1.1 100 Continue\r\n\r\n"
+    rig.client.data_received(b"abc")
+    assert rig.up.take().endswith(b"\r\n\r\nabc")
+    rig.origin_says(OK)
+    assert rig.client_t.take().startswith(b"HTTP/1.1 200 OK"), "no second 100 Continue"
+
+
+def test_requests_queued_before_an_attack_is_declared_are_judged_again(make_rig) -> None:
+    rig = door_rig(make_rig)
+    rig.client.data_received(get("/busy"))
+    rig.up.take()
+    queued_t = FakeTransport(("198.51.100.80", 40000))
+    rig.connect(queued_t).data_received(get("/donate"))
+    door = rig.server.door
+    assert door is not None and door.controller.queued == 1
+    rig.server._apply_control_state(ControlState(mode=Mode.UNDER_ATTACK))
+    assert queued_t.take().startswith(b"HTTP/1.1 403 "), "challenged now, not served from the queue"
+    assert door.controller.queued == 0
+    rig.origin_says(OK)
+    assert len(rig.upstreams) == 1 and not rig.up.take(), "nothing more reached the origin"

@@ -74,8 +74,8 @@ def test_a_file_others_can_read_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "0 bytes"),
-        (b"x" * 5000, "5000 bytes"),
+        (b"", "is empty"),
+        (b"x" * 5000, "over 1024 bytes"),
         (b"{not json", "damaged"),
         (b'{"format": "something-else/1"}', "damaged"),
         (b'{"format": "shieldwall-challenge-secret/1", "generation": 1, "current": "abcd"}', "64 hex"),

@@ -311,14 +311,14 @@ def test_run_rejects_bad_options_before_loading(
 # --- demo, version, help, entry point ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("code", [0, 4])
-def test_demo_runs_the_quickdemo_and_exits_with_its_code(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
-    calls: list[str] = []
-    module = types.ModuleType("shieldwall.drill.quickdemo")
-    module.__dict__["main"] = lambda: calls.append("demo") or code
+@pytest.mark.parametrize("code", [0, 1])
+def test_demo_runs_the_demo_and_exits_with_its_code(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    calls: list[dict[str, Any]] = []
+    module = types.ModuleType("shieldwall.drill.demo")
+    module.__dict__["main"] = lambda **options: calls.append(options) or code
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    assert invoke("demo").exit_code == code
-    assert calls == ["demo"]
+    assert invoke("demo", "--quick").exit_code == code
+    assert calls == [{"quick": True, "keep_running": False, "workdir": None}]
 
 
 def test_version() -> None:
@@ -366,3 +366,30 @@ def test_check_config_reads_the_crawler_address_lists(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "crawlers.ranges.bing:" in result.stderr and f"{bad}:2" in result.stderr
     assert "google" not in result.stderr
+
+
+def test_check_config_reads_the_asn_and_country_data(tmp_path: Path) -> None:
+    good = ROOT / "tests" / "fixtures" / "ipdata" / "ip2asn-sample.tsv"
+    bad = tmp_path / "ip2asn.tsv"
+    bad.write_text("1.0.0.0\t1.0.0.255\t13335\tUS\tCLOUDFLARENET\n1.0.4.0\t1.0.7.255\t38803\tAUS\tGTELECOM\n")
+    text = '[upstream]\nurl = "http://127.0.0.1:8000"\n[client_data]\nipdata = ["{}", "{}"]\n'
+    path = write(tmp_path, text.format(good, bad))
+    result = invoke("check-config", str(path))
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"{path}: 1 problem\n"
+        f"  client_data.ipdata[1]: {bad}:2: not a two-letter country code: 'AUS'; give iptoasn's "
+        "ip2asn-combined.tsv (or .tsv.gz) or a MaxMind .mmdb file\n"
+    )
+    path = write(tmp_path, text.format(good, tmp_path / "missing.tsv"))
+    missing = f"client_data.ipdata[1]: {tmp_path / 'missing.tsv'}: cannot read"
+    assert missing in invoke("check-config", str(path)).stderr
+    path = write(tmp_path, text.format(good, good))
+    assert invoke("check-config", str(path)).exit_code == 0
+
+
+def test_run_reads_the_asn_and_country_data_first(supervisor: FakeSupervisor, tmp_path: Path) -> None:
+    path = write(tmp_path, f'[client_data]\nipdata = ["{tmp_path / "missing.tsv"}"]\n')
+    result = invoke("run", "--config", str(path), "--upstream", "http://127.0.0.1:9000")
+    assert result.exit_code == 2 and "client_data.ipdata[0]: " in result.stderr
+    assert supervisor.calls == []

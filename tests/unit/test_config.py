@@ -96,8 +96,8 @@ def test_unknown_key_without_a_near_match_lists_the_valid_keys() -> None:
     ]
     assert problems({"firewall": {}}) == [
         "firewall: unknown section; the sections are: "
-        "server, listeners, upstream, limits, client_identity, access_log, rules, bans, admission, "
-        "challenge, crawlers"
+        "server, listeners, upstream, limits, client_identity, client_data, access_log, rules, bans, "
+        "cache, admission, challenge, crawlers, detector, admin, alerts"
     ]
 
 
@@ -336,7 +336,9 @@ def doc_type(field: FieldInfo) -> str:
         return " or ".join(json.dumps(arg) for arg in get_args(annotation))
     if get_origin(annotation) is tuple:
         item = get_args(annotation)[0]
-        return "array of numbers" if float in (item, *get_args(item)) else "array of strings"
+        if float in (item, *get_args(item)):
+            return "array of numbers"
+        return "array of integers" if int in (item, *get_args(item)) else "array of strings"
     if get_origin(annotation) is dict:
         return "table of strings"
     names: dict[Any, str] = {
@@ -384,7 +386,7 @@ def doc_default(field: FieldInfo) -> str:
 def doc_rows() -> dict[str, list[str]]:
     rows: dict[str, list[str]] = {}
     for line in DOC.read_text(encoding="utf-8").splitlines():
-        if match := re.fullmatch(r"\| `([a-z][a-z_.\[\]]*)` \|(.*)\|", line):
+        if match := re.fullmatch(r"\| `([a-z][a-z0-9_.\[\]]*)` \|(.*)\|", line):
             rows[match[1]] = [cell.strip() for cell in match[2].split(" | ")]
     return rows
 

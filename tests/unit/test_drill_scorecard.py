@@ -16,6 +16,8 @@ from shieldwall.drill.scorecard import (
     percentile,
     phase_figures,
     render,
+    route_p95s,
+    slowdown_p95,
     time_to_mitigate,
     time_to_recover,
 )
@@ -160,3 +162,34 @@ def test_the_table_puts_setups_side_by_side():
         line.startswith("whole   time to detect") and line.split()[-2:] == ["—", "—"] for line in lines
     )
     assert render([]) == ""
+
+
+def test_recovery_judged_route_by_route_is_not_fooled_by_a_slow_route():
+    def search(at: float, latency: float) -> Outcome:
+        return Outcome(at, 0, "reader", "GET", "/search?q=x", 200, latency)
+
+    peace = [outcome(1.0 + i / 10, 0.08) for i in range(20)] + [search(3.0 + i / 10, 0.8) for i in range(5)]
+    routes = route_p95s(peace, 0.0, 10.0)
+    assert routes == {"GET /": 0.08, "GET /search": 0.8}
+    assert route_p95s(peace, 0.0, 10.0, min_samples=6) == {"GET /": 0.08}
+    cached = [outcome(1.0 + i / 10, 0.001) for i in range(20)]
+    assert route_p95s(cached, 0.0, 10.0) == {"GET /": 0.05}  # a cache hit's millisecond counts as 50 ms
+    after = [outcome(100.5 + s, 0.08) for s in range(6)] + [search(102.5, 0.8)]
+    assert time_to_recover(after, 100.0, 106.0, peacetime_p95=0.08) == 3.0  # the search's second looks slow
+    assert time_to_recover(after, 100.0, 106.0, peacetime_p95=0.08, by_route=routes) == 0.0
+    slower = [*after, outcome(104.5, 0.4)]  # a page at 5x its peacetime latency
+    assert time_to_recover(slower, 100.0, 106.0, peacetime_p95=0.08, by_route=routes) == 5.0
+    challenged = [*after, Outcome(104.5, 0, "reader", "GET", "/", 200, 3.0, challenged=True)]
+    assert time_to_recover(challenged, 100.0, 106.0, peacetime_p95=0.08, by_route=routes) == 0.0
+
+
+def test_the_slowdown_compares_each_request_with_its_own_routes_peacetime():
+    routes = {"GET /": 0.05, "GET /search": 0.8}
+    during = [outcome(10.0 + i / 100, 0.1) for i in range(19)] + [
+        Outcome(10.5, 0, "reader", "GET", "/search?q=a", 200, 0.8),
+        Outcome(10.6, 0, "reader", "GET", "/unknown", 200, 9.0),  # no peacetime figure: left out
+        outcome(10.7, 5.0, challenged=True),  # a challenge is paid once: left out
+        outcome(10.8, 5.0, status=503),  # a failure counts in the success rate, not here
+    ]
+    assert slowdown_p95(during, 10.0, 11.0, routes) == pytest.approx(2.0)
+    assert slowdown_p95(during, 20.0, 21.0, routes) is None

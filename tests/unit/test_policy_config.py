@@ -83,13 +83,15 @@ def test_bad_limit_values() -> None:
     ) == [
         "rules[0].limit.rate: must be greater than 0 (got 0)",
         "rules[0].limit.burst: must be a whole number (got 1.5)",
-        'rules[0].limit.per: must be ip, prefix, prefix48, route or header:NAME (lower-case) (got "cookie")',
+        "rules[0].limit.per: must be ip, prefix, prefix48, route, fingerprint, header:NAME (lower-case) "
+        'or cookie:NAME (got "cookie")',
     ]
 
 
 def test_unknown_action_and_misspelt_keys() -> None:
     assert problems({"name": "a", "action": "deny", "match": {"paht": "/x"}}) == [
-        'rules[0].action: must be "allow", "block", "limit" or "challenge" (got "deny")',
+        'rules[0].action: must be "allow", "block", "limit", "challenge", "tarpit" or "concurrency" '
+        '(got "deny")',
         "rules[0].match.paht: unknown key; did you mean 'path'?",
     ]
 

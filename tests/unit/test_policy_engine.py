@@ -293,3 +293,22 @@ def test_a_limit_rule_never_admits_more_than_burst_plus_rate_times_window_per_ke
             for j in range(i, len(times)):
                 window = times[j] - start
                 assert j - i + 1 <= burst + math.floor(rate * window + EPS), (start, window)
+
+
+def test_a_limit_per_fingerprint_counts_one_client_software_across_addresses() -> None:
+    rules = policy(limit("per-build", 0.001, 2, per="fingerprint"))
+    bot = ((b"user-agent", b"x"), (b"accept-encoding", b"gzip"), (b"accept", b"*/*"))
+    browser = ((b"accept", b"text/html"), (b"user-agent", b"x"), (b"accept-encoding", b"gzip"))
+    answers = [rules.decide(view(ip=f"198.51.100.{n}", headers=bot), 0.0).action for n in range(1, 4)]
+    assert answers == [Action.ALLOW, Action.ALLOW, Action.LIMIT], "three addresses, one build"
+    assert rules.decide(view(ip="198.51.100.9", headers=browser), 0.0).action is Action.ALLOW
+
+
+def test_a_limit_per_cookie_counts_each_value_and_skips_requests_without_it() -> None:
+    rules = policy(limit("per-clearance", 0.001, 1, per="cookie:sw_clearance"))
+    token = ((b"cookie", b"theme=dark; sw_clearance=abc"),)
+    assert rules.decide(view(headers=token), 0.0).action is Action.ALLOW
+    assert rules.decide(view(ip="198.51.100.7", headers=token), 0.0).action is Action.LIMIT, "any address"
+    other = ((b"cookie", b"sw_clearance=xyz"),)
+    assert rules.decide(view(headers=other), 0.0).action is Action.ALLOW
+    assert rules.decide(view(), 0.0) is ALLOW, "no cookie: not counted"

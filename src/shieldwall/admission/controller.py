@@ -169,6 +169,11 @@ class AdmissionController:
             self._update_caps()
         return self._admit_waiters(now) if self._queued else []
 
+    def waiting(self) -> list[Ticket]:
+        """The queued tickets, highest class first, FIFO within a class (a copy: the caller may cancel
+        some while it goes through them)."""
+        return [ticket for queue in self._queues for ticket in queue]
+
     def expire(self, now: float) -> list[Ticket]:
         """Waiters whose deadline has passed, now EXPIRED (highest class first, FIFO within a class):
         answer them 503 with their `retry_after`. Called from the data plane's sweeper."""

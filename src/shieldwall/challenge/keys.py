@@ -28,13 +28,13 @@ import json
 import math
 import os
 import secrets
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from shieldwall.core.atomic_file import write_atomic
+from shieldwall.core.private_file import read_private
 
 DEFAULT_ROTATION: Final = 86_400.0  # one day
 SECRET_BYTES: Final = 32
@@ -91,29 +91,11 @@ def rotate(path: Path, now: float) -> MasterSecrets:
 def load(path: Path) -> MasterSecrets:
     """Read and check the secret file. Raises FileNotFoundError when it is missing and SecretFileError
     when it is not a private regular file of the right size and shape."""
-    try:
-        handle = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise SecretFileError(f"cannot open the challenge secret file {path} ({exc.strerror})") from None
-    try:
-        info = os.fstat(handle)
-        if not stat.S_ISREG(info.st_mode):
-            raise SecretFileError(f"challenge secret file {path} is not a regular file")
-        if info.st_mode & 0o077:
-            raise SecretFileError(
-                f"challenge secret file {path} has mode {stat.S_IMODE(info.st_mode):04o}; it must be "
-                f"readable by its owner only: chmod 600 {path}"
-            )
-        if not 0 < info.st_size <= _MAX_FILE_BYTES:
-            raise SecretFileError(
-                f"challenge secret file {path} is {info.st_size} bytes, not a shieldwall secret file "
-                f"(at most {_MAX_FILE_BYTES}); move it away and a new secret is made at the next start"
-            )
-        data = os.read(handle, _MAX_FILE_BYTES + 1)
-    finally:
-        os.close(handle)
+    data = read_private(path, max_bytes=_MAX_FILE_BYTES, what="challenge secret file", error=SecretFileError)
+    if not data:
+        raise SecretFileError(
+            f"challenge secret file {path} is empty; move it away and a new secret is made at the next start"
+        )
     try:
         return _parse(json.loads(data))
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

@@ -19,13 +19,18 @@ from typing import Any
 import click
 
 from shieldwall import __version__
+from shieldwall.cli.admin import admin
 from shieldwall.cli.bans import bans
+from shieldwall.cli.demo import demo
+from shieldwall.cli.drill import drill
 from shieldwall.cli.errors import EXIT_BAD_CONFIG, exit_on_config_error
-from shieldwall.config import ConfigError, Settings, load_config
+from shieldwall.cli.mode import mode
+from shieldwall.cli.report import report
+from shieldwall.cli.top import top
+from shieldwall.config import Settings, load_config
 from shieldwall.config.load import read_toml, with_value
 from shieldwall.config.schema import parse_host_port, parse_origin_url
-from shieldwall.net.crawlers import load_crawler_ranges
-from shieldwall.net.ipdata import DataFileError
+from shieldwall.dataplane.config_files import check_files
 
 EXIT_CANNOT_LISTEN = 1
 
@@ -60,32 +65,6 @@ def _sets_upstream_url(raw: dict[str, Any]) -> bool:
     """Whether the file itself names the origin; the schema's default URL is only a placeholder."""
     section = raw.get("upstream")
     return isinstance(section, dict) and "url" in section
-
-
-def _check_files(settings: Settings, source: str) -> None:
-    """Read every file the configuration names (TLS certificates and keys, crawler address lists) now,
-    so a missing or broken one is reported with the other problems instead of when a worker starts."""
-    problems: list[str] = []
-    if any(listener.tls for listener in settings.listeners):
-        from shieldwall.dataplane.tls import build_server_context  # noqa: PLC0415 (loads cryptography)
-
-        for index, listener in enumerate(settings.listeners):
-            if listener.tls:
-                try:
-                    build_server_context(
-                        listener.certificates, config_path=f"listeners[{index}].certificates"
-                    )
-                except ConfigError as error:
-                    problems.extend(error.problems)
-    for name, path in settings.crawlers.ranges.items():
-        try:
-            load_crawler_ranges(path)
-        except DataFileError as exc:
-            problems.append(
-                f"crawlers.ranges.{name}: {exc}; give the JSON list the engine publishes, or one CIDR a line"
-            )
-    if problems:
-        raise ConfigError(source, problems)
 
 
 def _summary(settings: Settings, *, upstream_explicit: bool) -> list[str]:
@@ -171,7 +150,7 @@ def run(upstream: str | None, listen: Sequence[str], config_path: Path | None, w
             "or set url in the [upstream] section of the --config file."
         )
     with exit_on_config_error():
-        _check_files(settings, str(config_path or "<command line>"))
+        check_files(settings, str(config_path or "<command line>"))
     from shieldwall.dataplane.listen import ListenError  # noqa: PLC0415 (keeps --help fast)
     from shieldwall.dataplane.supervisor import run as run_supervisor  # noqa: PLC0415
     from shieldwall.state.ban_store import StateDirError  # noqa: PLC0415
@@ -192,26 +171,22 @@ def run(upstream: str | None, listen: Sequence[str], config_path: Path | None, w
 )
 @click.argument("file", type=click.Path(path_type=Path))
 def check_config(file: Path) -> None:
-    """Validate FILE, and read the files it names (TLS certificates, crawler lists), without starting
-    anything. Prints "FILE: OK" and a summary, or every problem (key path, what is wrong, what to do)
-    on stderr and exits 2."""
+    """Validate FILE, and read the files it names (TLS certificates, crawler lists, ASN and country
+    data), without starting anything. Prints "FILE: OK" and a summary, or every problem (key path,
+    what is wrong, what to do) on stderr and exits 2."""
     with exit_on_config_error():
         settings = load_config(file)
         explicit = _sets_upstream_url(read_toml(file))
-        _check_files(settings, str(file))
+        check_files(settings, str(file))
     click.echo(f"{file}: OK")
     for line in _summary(settings, upstream_explicit=explicit):
         click.echo(f"  {line}")
 
 
-@main.command(context_settings=_CONTEXT, short_help="Watch shieldwall proxy a demo site, on loopback.")
-def demo() -> None:
-    """Watch shieldwall work, on this machine only: a sample site behind the shield on loopback, a
-    visitor and a form served, a smuggling attempt, an oversized header and a slowloris refused, and
-    a table of what happened. (The full flood drill comes with the drills issue.)"""
-    from shieldwall.drill.quickdemo import main as quickdemo  # noqa: PLC0415 (keeps --help fast)
-
-    sys.exit(quickdemo())
-
-
+main.add_command(admin)
 main.add_command(bans)
+main.add_command(demo)
+main.add_command(drill)
+main.add_command(mode)
+main.add_command(report)
+main.add_command(top)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from shieldwall.config.client_data_schema import Asn, Country
 from shieldwall.config.validators import (
     TOKEN,
     Cidr,
@@ -21,7 +22,7 @@ from shieldwall.config.validators import (
 )
 
 _RULE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-_LIMIT_KEY = re.compile(r"ip|prefix|prefix48|route|header:[a-z0-9-]+")
+_LIMIT_KEY = re.compile(r"ip|prefix|prefix48|route|fingerprint|header:[a-z0-9-]+|cookie:[A-Za-z0-9_.-]+")
 _HOST = re.compile(
     r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
 )
@@ -69,6 +70,12 @@ class RuleMatch(Section):
     path_glob: str | None = Field(default=None, description="shell-style, e.g. '/static/*.js'")
     path_regex: Regex | None = Field(default=None, description="searched in the path")
     clients: tuple[Cidr, ...] = Field(default=(), description="client addresses, as CIDRs")
+    asns: tuple[Asn, ...] = Field(
+        default=(), description="the client address's autonomous system numbers (needs [client_data])"
+    )
+    countries: tuple[Country, ...] = Field(
+        default=(), description="the client address's countries, e.g. 'DE' (ISO 3166; needs [client_data])"
+    )
     headers: dict[HeaderName, Regex] = Field(
         default_factory=dict,
         description="header name → regex searched in its value; the header must be present",
@@ -81,23 +88,43 @@ class RuleLimit(Section):
     per: str = Field(
         default="ip",
         description="what is counted: ip, prefix (/24 or /64), prefix48 (IPv6 /48), route (all clients "
-        "together), or header:NAME (e.g. an API key)",
+        "together), fingerprint (the header order: one client software), header:NAME (e.g. an API key) "
+        "or cookie:NAME (e.g. the clearance cookie)",
     )
 
     @field_validator("per")
     @classmethod
     def _per(cls, value: str) -> str:
         if not _LIMIT_KEY.fullmatch(value):
-            raise ValueError("must be ip, prefix, prefix48, route or header:NAME (lower-case)")
+            raise ValueError(
+                "must be ip, prefix, prefix48, route, fingerprint, header:NAME (lower-case) or cookie:NAME"
+            )
         return value
+
+
+class RuleConcurrency(Section):
+    max: PositiveInt = Field(description="requests matched by the rule being served at once, per bucket")
+    per: str = Field(
+        default="route",
+        description="what is counted, as for limits: route (all clients together), ip, prefix, ...",
+    )
+
+    @field_validator("per")
+    @classmethod
+    def _per(cls, value: str) -> str:
+        return RuleLimit._per(value)
 
 
 class Rule(Section):
     name: str
-    action: Literal["allow", "block", "limit", "challenge"]
+    action: Literal["allow", "block", "limit", "challenge", "tarpit", "concurrency"]
     log_only: StrictBool = Field(default=False, description="record what the rule would do, do not do it")
     match: RuleMatch = RuleMatch()
     limit: RuleLimit | None = None
+    concurrency: RuleConcurrency | None = None
+    delay: Annotated[float, Field(gt=0, le=120, strict=True)] = Field(
+        default=10.0, description="seconds a tarpit rule holds its answer (403)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -114,6 +141,13 @@ class Rule(Section):
             raise ValueError("[rules.limit] is only for action = 'limit'")
         if self.action == "allow" and self.log_only:
             raise ValueError("a log-only allow rule would do nothing; remove log_only or the rule")
+        if (self.action == "concurrency") != (self.concurrency is not None):
+            raise ValueError(
+                "a rule with action = 'concurrency' needs a [rules.concurrency] table (max, per), "
+                "and only such a rule may have one"
+            )
+        if self.action != "tarpit" and "delay" in self.model_fields_set:
+            raise ValueError("delay is only for action = 'tarpit'")
         return self
 
 

@@ -16,8 +16,13 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
+from shieldwall.config.admin_schema import Admin
 from shieldwall.config.admission_schema import Admission
+from shieldwall.config.alerts_schema import Alerts
+from shieldwall.config.cache_schema import Cache
 from shieldwall.config.challenge_schema import Challenge, Crawlers
+from shieldwall.config.client_data_schema import ClientData, rules_have_their_data
+from shieldwall.config.detector_schema import Detector
 from shieldwall.config.policy_schema import Bans, Rule, unique_rule_names
 from shieldwall.config.validators import (
     TOKEN,
@@ -241,12 +246,17 @@ class Settings(Section):
     upstream: Upstream = Upstream()
     limits: Limits = Limits()
     client_identity: ClientIdentity = ClientIdentity()
+    client_data: ClientData = ClientData()
     access_log: AccessLog = AccessLog()
     rules: Annotated[tuple[Rule, ...], AfterValidator(unique_rule_names)] = ()
     bans: Bans = Bans()
+    cache: Cache = Cache()
     admission: Admission = Admission()
     challenge: Challenge = Challenge()
     crawlers: Crawlers = Crawlers()
+    detector: Detector = Detector()
+    admin: Admin = Admin()
+    alerts: Alerts = Alerts()
 
     # Field validators, not a model validator: they run even when other sections have errors, so one
     # check-config run reports everything.
@@ -275,6 +285,14 @@ class Settings(Section):
                     "point it at the origin server, or shieldwall proxies to itself"
                 )
         return upstream
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_have_their_data(cls, rules: tuple[Rule, ...], info: ValidationInfo) -> tuple[Rule, ...]:
+        client_data = info.data.get("client_data")
+        if client_data is not None:
+            rules_have_their_data(rules, client_data)
+        return rules
 
     @field_validator("admission")
     @classmethod

@@ -35,6 +35,7 @@ class LogRecord:
     worker: int
     rule: str | None = None  # the rule that refused the request
     logged: tuple[str, ...] = ()  # log-only rules that would have refused it
+    cache: str | None = None  # what the cache did: hit, stale, miss, refresh, coalesced, bypass:REASON
 
 
 def _clf_quote(value: bytes) -> str:
@@ -112,6 +113,7 @@ class AccessLog:
                         "worker": rec.worker,
                         "rule": rec.rule,
                         "log_only": list(rec.logged),
+                        "cache": rec.cache,
                     }
                 )
                 + "\n"

@@ -24,7 +24,9 @@ from shieldwall.core.errors import BadRequest, HttpError
 from shieldwall.dataplane.accesslog import LogRecord
 from shieldwall.dataplane.challenges import is_verify_request
 from shieldwall.dataplane.exchange import Exchange
+from shieldwall.dataplane.telemetry import OUTCOME_OF_STATUS
 from shieldwall.dataplane.views import request_view
+from shieldwall.detector.counters import Outcome
 from shieldwall.http1.error_page import error_response, wants_json
 from shieldwall.http1.forwarding import ForwardingContext
 from shieldwall.http1.request import RequestHead, forwardable_trailers, validate_request_head
@@ -32,6 +34,7 @@ from shieldwall.net.client_identity import client_prefix, normalise_ip, resolve_
 from shieldwall.policy.decision import Action
 
 if TYPE_CHECKING:
+    from shieldwall.dataplane.mode_effects import ModeEffects
     from shieldwall.dataplane.server import ListenerRuntime, ShieldServer
 
 log = logging.getLogger("shieldwall.dataplane")
@@ -45,6 +48,7 @@ _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST 
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
+        "_advancing",
         "_corked",
         "_forwarding",
         "_header_size",
@@ -120,6 +124,7 @@ class ClientConnection(asyncio.Protocol):
         self.tunnel: asyncio.Transport | None = None
         self.closing = False
         self._corked: list[bytes] | None = None
+        self._advancing = False  # _advance_pipeline is running
         self._forwarding: ForwardingContext | None = None
 
     # ---------------------------------------------------------------- connection lifecycle
@@ -131,6 +136,7 @@ class ClientConnection(asyncio.Protocol):
         now = self.server.clock.monotonic()
         self.idle_since = now
         self.head_started = now  # a connection that never sends a byte is held to the header deadline
+        self.server.telemetry.counters.new_connections += 1
         self._identify(self.reported_ip or self.peer_ip)
 
     def _identify(self, ip: str) -> None:
@@ -178,7 +184,8 @@ class ClientConnection(asyncio.Protocol):
         self.write_paused_since = self.server.clock.monotonic()
         ex = self.current
         if ex is not None and ex.upstream is not None:
-            ex.upstream.pause_reading()
+            if ex.cache is None or ex.cache.builder is None:  # a cache fill reads on (cache_shield.py)
+                ex.upstream.pause_reading()
         elif self.tunnel is not None:
             self.tunnel.pause_reading()
 
@@ -339,10 +346,17 @@ class ClientConnection(asyncio.Protocol):
             ip = ex.client_ip
             view = request_view(head, ip, self.prefix if ip == self.client_ip else client_prefix(ip))
             decision = ex.decision = policy.decide(view, now)
+            ex.held = decision.held  # concurrency rules' slots, given back in _release
             if decision.action is Action.CHALLENGE:
                 self._challenge(ex, head)
+            elif decision.action is Action.TARPIT:
+                self._refuse(ex, decision.status, f"rule {decision.rule}", None, "tarpit")
+                ex.hold_until = now + decision.delay
             elif decision.action is not Action.ALLOW:
                 self._refuse(ex, decision.status, f"rule {decision.rule}", decision.retry_after, "rule")
+        effects = self.server.mode_effects
+        if effects.active and ex.error is None and ex.local is None and ex.decision.action is Action.ALLOW:
+            self._apply_mode(ex, head, effects)
         self._reading = ex
         if self.current is None:
             self._begin(ex)
@@ -350,11 +364,29 @@ class ClientConnection(asyncio.Protocol):
             self.pipeline.append(ex)
             self._pause(PAUSE_PIPELINE)
 
+    def _apply_mode(self, ex: Exchange, head: RequestHead, effects: ModeEffects) -> None:
+        """The mode in force (elevated, under attack) and the attack signatures, after the rules."""
+        server = self.server
+        ip = ex.client_ip
+        prefix = self._prefix_of(ip)
+        wall = server.clock.wall()
+        suspicious = effects.challenge_suspicious and server.bans.table.suspect(ip, wall)
+        view = request_view(head, ip, prefix)
+        decision = effects.decide(view, server.challenges, suspicious=suspicious, now_wall=wall)
+        if decision is None:
+            return
+        ex.decision = decision
+        if decision.action is Action.CHALLENGE:
+            self._challenge(ex, head)
+        else:
+            self._refuse(ex, decision.status, f"signature {decision.rule}", None, "signature")
+
     def _challenge(self, ex: Exchange, head: RequestHead) -> None:
         """A challenge rule stopped this request: the proof-of-work page (not an offence: most people
         who see it are real visitors)."""
         server = self.server
         server.stats_refused["challenged"] += 1
+        ex.outcome = Outcome.CHALLENGE
         ip, prefix = ex.client_ip, self._prefix_of(ex.client_ip)
         offences = server.bans.table.recent_offences(ip, server.clock.wall())
         ex.local = server.challenges.page(head, prefix, offences, ex.reference(), self._keeps_alive(head))
@@ -388,6 +420,7 @@ class ClientConnection(asyncio.Protocol):
         """The shield answers this request itself (429, 403). A refusal is an offence: enough of them
         in a short time earn the client a ban, and then its connection closes after the answer."""
         self.server.stats_refused[counter] += 1
+        ex.outcome = OUTCOME_OF_STATUS.get(status, Outcome.BLOCK)
         ip = ex.client_ip
         banned = self.server.offence(ip, self.prefix if ip == self.client_ip else client_prefix(ip))
         ex.error = HttpError(status, reason, keep_alive=not banned, retry_after=retry_after)
@@ -412,11 +445,16 @@ class ClientConnection(asyncio.Protocol):
             self.no_more_requests = True
         if not ex.cancelled and ex.error is None:
             ex.request_done(forwardable_trailers(self._trailers) if self._trailers else [])
+            if ex.awaiting_body:
+                self.body_buffered(ex)
 
     # ---------------------------------------------------------------- exchanges
 
     def _begin(self, ex: Exchange) -> None:
         self.current = ex
+        cache = self.server.cache
+        if cache is not None and ex.error is None and ex.local is None and cache.intercept(ex):
+            return  # answered from the cache, or waiting on another request's origin fetch
         inflight = self.server.inflight
         if ex.error is None and inflight is not None:
             if inflight.acquire(ex.client_ip):
@@ -424,14 +462,52 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self._refuse(ex, 429, "too many requests at once", 1, "inflight")
         if ex.error is not None:
+            if ex.hold_until and self.server.tarpit(ex):
+                return  # answered by the sweeper once its time is up
             self._answer_error(ex, ex.error)
             return
         if ex.local is not None:
             self._answer_local(ex, ex.local)
             return
-        if self.server.door is not None and not self._admit(ex):
-            return
+        if self.server.door is not None:
+            head = ex.head
+            assert head is not None
+            if head.has_body and not ex.request_complete:
+                # With admission control, a request body is read before the request may take one of the
+                # origin's scarce slots: slow senders (a slow-POST flood) then hold only their own
+                # connection, which the body-rate guard cuts. Up to PENDING_BODY_LIMIT; a bigger body
+                # goes on streaming once that much has arrived (Exchange.request_body).
+                ex.awaiting_body = True
+                if head.expect_continue:
+                    self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                return
+            if not self._admit(ex):
+                return
         self.server.pool.acquire(ex)
+
+    def judge_again(self, ex: Exchange) -> None:
+        """A request waiting for the origin meets the mode that is in force now (see server's
+        _apply_control_state): if it would be challenged or blocked today, it leaves the queue."""
+        head = ex.head
+        if ex is not self.current or ex.cancelled or head is None or ex.decision.action is not Action.ALLOW:
+            return
+        self._apply_mode(ex, head, self.server.mode_effects)
+        if ex.error is None and ex.local is None:
+            return
+        ticket = ex.ticket
+        if ticket is not None and self.server.door is not None:
+            self.server.door.controller.cancel(ticket)
+            ex.ticket = None
+        if ex.local is not None:
+            self._answer_local(ex, ex.local)
+        elif ex.error is not None:
+            self._answer_error(ex, ex.error)
+
+    def body_buffered(self, ex: Exchange) -> None:
+        """The request's body has arrived (or enough of it): now it may ask admission for the origin."""
+        ex.awaiting_body = False
+        if ex is self.current and not ex.cancelled and self._admit(ex):
+            self.server.pool.acquire(ex)
 
     def _admit(self, ex: Exchange) -> bool:
         """Admission control: True when the exchange may go to the origin now; otherwise it waits in the
@@ -451,17 +527,26 @@ class ClientConnection(asyncio.Protocol):
         ex.ticket = ticket
         return ticket.state is TicketState.ADMITTED
 
+    def end_tarpit(self, ex: Exchange) -> None:
+        """A tarpitted request's time is up: now it gets its refusal."""
+        ex.hold_until = 0.0
+        if ex is self.current and ex.error is not None and not ex.cancelled:
+            self._answer_error(ex, ex.error)
+
     def shed(self, ex: Exchange, ticket: Ticket) -> None:
         """The origin is saturated and this request's class is the one to go: 503 + Retry-After (not an
         offence: the visitor did nothing wrong)."""
         ex.ticket = None
+        ex.outcome = Outcome.SHED
         self.server.stats_refused["shed"] += 1
-        if ex is self.current:
+        if ex is self.current and not self.stale_instead(ex, 503, shed=True):
             err = HttpError(503, "origin saturated", keep_alive=True, retry_after=ticket.retry_after)
             self._answer_error(ex, err)
 
     def _release(self, ex: Exchange) -> None:
         """The exchange no longer occupies the origin on its client's behalf."""
+        if ex.cache is not None and ex.cache.shield is not None:
+            ex.cache.shield.exchange_ended(ex)  # a fetch it leads is abandoned; a follower stops waiting
         if ex.holds_inflight:
             ex.holds_inflight = False
             assert self.server.inflight is not None
@@ -470,6 +555,15 @@ class ClientConnection(asyncio.Protocol):
         if ticket is not None:
             ex.ticket = None
             self.server.give_back(ticket, ex)
+        if ex.held:
+            for counts, key in ex.held:
+                counts.release(key)
+            ex.held = ()
+        if ex.origin_at:
+            latency = ex.response_at - ex.origin_at if ex.response_at else 0.0
+            ex.origin_at = 0.0
+            status = ex.status if ex.response_at or ex.status in (502, 504) else 0  # 502/504: ours, for it
+            self.server.telemetry.counters.origin_done(status, latency)
 
     def forwarding_context(self, client_ip: str) -> ForwardingContext:
         """What the origin is told about the client; built once per connection in the usual case."""
@@ -513,6 +607,8 @@ class ClientConnection(asyncio.Protocol):
                 if name.lower() == b"accept":
                     accept = value
         ref = ex.reference()
+        if ex.outcome is Outcome.ALLOW and err.status < 500:  # the shield refused it (not the origin)
+            ex.outcome = OUTCOME_OF_STATUS.get(err.status, Outcome.BLOCK)
         # Keep the connection only for a clean refusal of a bodiless request (a 429): after anything
         # else, or when a body might still be on its way, the connection's framing is not trusted.
         keep_alive = err.keep_alive and ex.head is not None and ex.head.keep_alive and not ex.head.has_body
@@ -545,8 +641,29 @@ class ClientConnection(asyncio.Protocol):
         if ex.response_started:
             self.abort()
             return
-        if ex is self.current:
+        if ex is self.current and not self.stale_instead(ex, status):
             self._answer_error(ex, HttpError(status, reason))
+
+    def stale_instead(self, ex: Exchange, status: int, *, shed: bool = False) -> bool:
+        """The origin failed a request that leads a cache fill (`status`: what would be answered), or
+        admission control shed it. A stale copy within its stale-if-error window answers it (and the
+        requests waiting on it) instead; the origin's slot is given back first, so admission control
+        learns of the failure, not of a 200."""
+        cache = self.server.cache
+        if cache is None or ex.cache is None or not ex.cache.leads:
+            return False
+        entry = cache.origin_failed(ex, status, shed=shed)
+        if entry is None:
+            return False
+        ex.status = status
+        self._release(ex)
+        cache.replay(ex, entry, stale=True)
+        return True
+
+    def resume(self, ex: Exchange) -> None:
+        """The cache let go of a request that waited on another request's origin fetch: decide again."""
+        if ex is self.current and not ex.cancelled:
+            self._begin(ex)
 
     def response_head(self, ex: Exchange, head: bytes, status: int, keep_alive: bool) -> None:
         ex.response_at = self.server.clock.monotonic()
@@ -564,6 +681,7 @@ class ClientConnection(asyncio.Protocol):
         """The response is complete on the wire (as far as we are concerned)."""
         self._release(ex)
         now = self.server.clock.monotonic()
+        self.server.telemetry.finished(ex, self._prefix_of(ex.client_ip))
         self._log(ex, now)
         if ex is not self.current:
             return
@@ -574,13 +692,25 @@ class ClientConnection(asyncio.Protocol):
             self.close()
             return
         if self.pipeline:
-            nxt = self.pipeline.popleft()
-            if not self.pipeline:
-                self._resume(PAUSE_PIPELINE)
-            self._begin(nxt)
+            if not self._advancing:
+                self._advance_pipeline()
             return
         self.idle_since = now
         self._resume(PAUSE_PIPELINE)
+
+    def _advance_pipeline(self) -> None:
+        """Begin pipelined requests in turn, for as long as each is answered at once (cache hits, the
+        shield's own answers). A loop, not recursion: begin → answer → finish → begin nests a few frames
+        per request, and a few hundred requests pipelined in one read passed Python's recursion limit."""
+        self._advancing = True
+        try:
+            while self.pipeline and self.current is None:
+                nxt = self.pipeline.popleft()
+                if not self.pipeline:
+                    self._resume(PAUSE_PIPELINE)
+                self._begin(nxt)
+        finally:
+            self._advancing = False
 
     def _log(self, ex: Exchange, now: float) -> None:
         if not self.server.access_log.enabled:
@@ -609,6 +739,7 @@ class ClientConnection(asyncio.Protocol):
                 worker=self.server.worker_id,
                 rule=ex.decision.rule if ex.decision.action is not Action.ALLOW else None,
                 logged=ex.decision.logged,
+                cache=ex.cache.label if ex.cache is not None else None,
             ),
             self.server.clock.wall(),
         )

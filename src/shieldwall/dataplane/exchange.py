@@ -11,14 +11,17 @@ from typing import TYPE_CHECKING
 
 from shieldwall.core.errors import HttpError
 from shieldwall.core.refid import new_reference_id
+from shieldwall.detector.counters import Outcome
 from shieldwall.http1.forwarding import chunk, last_chunk
 from shieldwall.http1.request import RequestHead
 from shieldwall.policy.decision import ALLOW, Decision
 
 if TYPE_CHECKING:
     from shieldwall.admission.controller import Ticket
+    from shieldwall.dataplane.cache_shield import CacheState
     from shieldwall.dataplane.client import ClientConnection
     from shieldwall.dataplane.upstream import UpstreamConnection
+    from shieldwall.limiter.concurrency import OpenCounts
 
 # Request body buffered while no upstream connection is attached; beyond this, client reads pause.
 PENDING_BODY_LIMIT = 64 * 1024
@@ -27,16 +30,22 @@ PENDING_BODY_LIMIT = 64 * 1024
 class Exchange:
     __slots__ = (
         "attempts",
+        "awaiting_body",
         "body_received",
         "bytes_sent",
+        "cache",
         "cancelled",
         "client",
         "client_ip",
         "decision",
         "error",
         "head",
+        "held",
+        "hold_until",
         "holds_inflight",
         "local",
+        "origin_at",
+        "outcome",
         "pending",
         "pending_bytes",
         "ref_id",
@@ -78,9 +87,15 @@ class Exchange:
         self.waiting_since = 0.0
         self.ref_id: str | None = None
         self.holds_inflight = False  # counted in the server's per-client requests at the origin
+        self.awaiting_body = False  # its body is being read before it asks admission for the origin
         self.ticket: Ticket | None = None  # admission control's: queued for, or admitted to, the origin
         self.decision: Decision = ALLOW  # the policy's answer, kept for the access log
         self.local: bytes | None = None  # a response the shield wrote itself (challenge page, verify answer)
+        self.cache: CacheState | None = None  # what the cache did with it ([cache] on only)
+        self.outcome = Outcome.ALLOW  # what the shield did with it, for the detector's counters
+        self.held: tuple[tuple[OpenCounts, str], ...] = ()  # concurrency rules' slots (policy/limit.py)
+        self.hold_until = 0.0  # a tarpitted refusal is answered at this time (monotonic; 0: not held)
+        self.origin_at = 0.0  # when it first went to the origin (monotonic; 0: never)
 
     def reference(self) -> str:
         if self.ref_id is None:
@@ -101,6 +116,8 @@ class Exchange:
         self.pending_bytes += len(framed)
         if self.pending_bytes > PENDING_BODY_LIMIT:
             self.client.pause_for_upstream()
+            if self.awaiting_body:  # buffered enough before admission: the rest streams
+                self.client.body_buffered(self)
 
     def request_done(self, trailers: list[tuple[bytes, bytes]]) -> None:
         self.request_complete = True

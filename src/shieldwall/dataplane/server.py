@@ -13,13 +13,18 @@ from dataclasses import dataclass
 from typing import cast
 
 from shieldwall.admission.controller import Ticket
+from shieldwall.config.client_data_schema import open_client_data
 from shieldwall.config.schema import Listener, Settings
+from shieldwall.control.state import ControlState
 from shieldwall.core.clock import Clock, SystemClock
 from shieldwall.dataplane.accesslog import AccessLog
+from shieldwall.dataplane.cache_shield import CacheShield
 from shieldwall.dataplane.challenges import Challenges
 from shieldwall.dataplane.client import ClientConnection
 from shieldwall.dataplane.exchange import Exchange
+from shieldwall.dataplane.mode_effects import ModeEffects
 from shieldwall.dataplane.origin_door import OriginDoor
+from shieldwall.dataplane.telemetry import WorkerTelemetry
 from shieldwall.dataplane.upstream import UpstreamPool
 from shieldwall.dataplane.worker_bans import WorkerBans
 from shieldwall.limiter.concurrency import OpenCounts
@@ -30,6 +35,7 @@ from shieldwall.net.networks import NetworkSet
 from shieldwall.net.proxy_protocol import ProxyProtocolError, parse_proxy_header
 from shieldwall.policy.compile import compile_policy
 
+MAX_TARPITTED = 1000  # tarpitted refusals held at once per worker
 log = logging.getLogger("shieldwall.dataplane")
 
 SWEEP_INTERVAL = 0.5  # seconds between deadline checks; every deadline is enforced within this slack
@@ -99,7 +105,9 @@ class ShieldServer:
         loop: asyncio.AbstractEventLoop,
         clock: Clock | None = None,
         worker_id: int = 0,
+        telemetry: socket.socket | None = None,
     ) -> None:
+        """`telemetry`: the socket to the control process (None: a server alone, as in unit tests)."""
         self.settings = settings
         self.loop = loop
         self.clock = clock or SystemClock()
@@ -116,16 +124,27 @@ class ShieldServer:
             else None
         )
         self.challenges = Challenges(settings, self.clock, loop)
+        self.telemetry = WorkerTelemetry(
+            settings, worker_id, self.clock.monotonic(), telemetry, self.clock.wall
+        )
+        self.mode_effects = ModeEffects(settings.detector)
         self.policy = compile_policy(
-            settings.rules, tracked_keys=limits.tracked_clients, gate=self.challenges
+            settings.rules,
+            tracked_keys=limits.tracked_clients,
+            gate=self.challenges,
+            ipdata=open_client_data(settings.client_data),  # read before the fork, usually: shared
         )
         self.bans = WorkerBans(settings, worker_id, self.clock.wall())
         self.inflight = OpenCounts(limits.max_inflight_per_ip) if limits.max_inflight_per_ip else None
         self.door = OriginDoor(settings.admission) if settings.admission.enabled else None
+        self.cache = (
+            CacheShield(settings.cache, self.clock, self.door, self.via) if settings.cache.enabled else None
+        )
         self.pool = UpstreamPool(self)
         self.access_log = AccessLog(settings.access_log)
         self.connections: set[ClientConnection] = set()
         self.pending_proxy: set[_PendingProxyHeader] = set()
+        self.tarpitted: set[Exchange] = set()  # refusals held back by tarpit rules
         self.stats_refused: Counter[str] = Counter()  # why connections/requests were refused (telemetry)
         self.draining = False
         self._servers: list[asyncio.Server] = []
@@ -244,11 +263,48 @@ class ShieldServer:
             waiting.ticket = ticket
             self.pool.acquire(waiting)
 
+    def tarpit(self, ex: Exchange) -> bool:
+        """Hold a tarpitted refusal until its time (the sweeper answers it); False when MAX_TARPITTED are
+        held already: then it is answered at once (a tarpit must not become a way to exhaust us)."""
+        if len(self.tarpitted) >= MAX_TARPITTED:
+            return False
+        self.tarpitted.add(ex)
+        return True
+
     def admission_ended(self, ticket: Ticket) -> None:
         """A queued exchange was shed (displaced, or waited past its deadline): 503 + Retry-After."""
         ex = cast(Exchange, ticket.context)
         if not ex.cancelled:
             ex.client.shed(ex, ticket)
+
+    def stats(self) -> dict[str, int]:
+        """The worker's counters (totals since it started) and gauges, for the operator's views."""
+        figures = {f"refused.{reason}": count for reason, count in self.stats_refused.items()}
+        figures["connections.open"] = len(self.connections)
+        figures["bans.entries"] = len(self.bans.table)
+        figures["upstream.pool_busy"] = len(self.pool.busy)
+        figures["upstream.pool_idle"] = len(self.pool.idle)
+        if self.door is not None:
+            controller = self.door.controller
+            figures["admission.limit"] = controller.limit
+            figures["admission.in_flight"] = controller.in_flight
+            figures["admission.queued"] = controller.queued
+        if self.cache is not None:
+            figures.update({f"cache.{key}": value for key, value in self.cache.stats().items()})
+        return figures
+
+    def _apply_control_state(self, state: ControlState) -> None:
+        before = self.mode_effects.state
+        self.mode_effects.apply(state)
+        self.challenges.level = self.mode_effects.level
+        if self.door is not None and self.mode_effects.active:
+            # Requests that queued for the origin before the mode rose (or a signature appeared) are
+            # judged again now: a flood must not be served from the queue it filled.
+            for ticket in self.door.controller.waiting():
+                waiting = cast(Exchange, ticket.context)
+                waiting.client.judge_again(waiting)
+        if state.mode is not before.mode and self.worker_id == 0:  # one worker says it for all
+            log.warning("mode %s → %s", before.mode.value, state.mode.value)
 
     # ---------------------------------------------------------------- periodic work
 
@@ -261,9 +317,18 @@ class ShieldServer:
                 if now > pending.deadline:
                     pending.drop()
             self.pool.on_tick(now)
+            if self.tarpitted:
+                for ex in [ex for ex in self.tarpitted if ex.cancelled or now >= ex.hold_until]:
+                    self.tarpitted.discard(ex)
+                    ex.client.end_tarpit(ex)
             if self.door is not None:
                 for ticket in self.door.controller.expire(now):
                     self.admission_ended(ticket)
+            if self.cache is not None:
+                self.cache.on_tick(now)
+            state = self.telemetry.on_tick(now, self.stats)
+            if state is not None:
+                self._apply_control_state(state)
             self.bans.sync(self.clock.wall())
             self.access_log.flush()
         finally:

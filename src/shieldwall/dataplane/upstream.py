@@ -142,6 +142,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_only = ex.head.method == b"HEAD"
         self.deadline = 0.0
         ex.attempts += 1
+        if not ex.origin_at:
+            ex.origin_at = now
+            self.pool.server.telemetry.counters.origin_start()
         ex.attach(self, upstream_request_head(ex.head, ex.client.forwarding_context(ex.client_ip)))
 
     def request_finished(self) -> None:
@@ -217,6 +220,11 @@ class UpstreamConnection(asyncio.Protocol):
         framing = response_framing(status, self._fields, ex.head.method, ex.head.version)
         self._framing = framing
         self._status = status
+        fill = ex.cache
+        if fill is not None and fill.fetching and fill.response_head(ex, status, self._fields, framing):
+            self.exchange = None  # a stale copy answered instead of the origin's error: drop the rest
+            self.close()
+            return
         client = ex.client
         # Only this request decides: later pipelined bytes (even a bad request) are answered in turn.
         keep_alive = (
@@ -246,6 +254,9 @@ class UpstreamConnection(asyncio.Protocol):
             return
         framing = self._framing
         assert framing is not None
+        fill = ex.cache
+        if fill is not None and fill.builder is not None:
+            fill.tee(ex, body)
         ex.client.response_body(ex, frame_chunk(body) if framing.chunked else body)
 
     def on_message_complete(self) -> None:
@@ -269,6 +280,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.pool.release(self)  # first, so the client's next pipelined request can take it
         else:
             self.close()
+        if ex.cache is not None and ex.cache.fetching:
+            ex.cache.fetched()  # stored; the requests waiting on this fetch are answered
         ex.client.finish_exchange(ex, ex.response_keep_alive)
 
     def _upgraded(self, ex: Exchange, leftover: bytes) -> None:

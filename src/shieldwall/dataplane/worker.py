@@ -36,18 +36,20 @@ def run_worker(
     worker_id: int,
     *,
     notify_ready: Callable[[], None] | None = None,
+    telemetry: socket.socket | None = None,
 ) -> int:
     """Serve until told to stop; the exit code for the process (0 after a clean drain).
 
     `notify_ready` is called once the server accepts on every socket (the supervisor's rolling reload
-    waits for it before retiring the previous generation)."""
+    waits for it before retiring the previous generation); `telemetry` is the socket to the control
+    process."""
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    _reset_inherited_signals()
-    _set_title(worker_id)
+    reset_inherited_signals()
+    set_title(f"shieldwall: worker {worker_id}", f"shieldwall-w{worker_id}")
     # Runner: a brand-new uvloop loop, and on the way out every leftover task cancelled and awaited.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         try:
-            runner.run(_serve(settings, sockets, worker_id, notify_ready))
+            runner.run(_serve(settings, sockets, worker_id, notify_ready, telemetry))
         except Exception:
             # One write, so that tracebacks of workers failing together do not interleave.
             sys.stderr.write(f"shieldwall: worker {worker_id} failed:\n{traceback.format_exc()}")
@@ -61,13 +63,14 @@ async def _serve(
     sockets: Sequence[tuple[Listener, socket.socket]],
     worker_id: int,
     notify_ready: Callable[[], None] | None,
+    telemetry: socket.socket | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in _STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())  # a stop signal that came during startup fires now
-    server = ShieldServer(settings, loop=loop, worker_id=worker_id)
+    server = ShieldServer(settings, loop=loop, worker_id=worker_id, telemetry=telemetry)
     starting = loop.create_task(server.start(sockets))
     stopping = loop.create_task(stop.wait())
     await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
@@ -85,7 +88,7 @@ async def _serve(
     await server.drain(settings.server.shutdown_grace)
 
 
-def _reset_inherited_signals() -> None:
+def reset_inherited_signals() -> None:
     signal.set_wakeup_fd(-1)  # an inherited wakeup fd would write our signals into the parent's pipe
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)
@@ -102,13 +105,11 @@ def bind_to_parent(parent_pid: int) -> bool:
     return os.getppid() == parent_pid
 
 
-def _set_title(worker_id: int) -> None:
-    """Let `ps`/`top` tell workers apart: setproctitle when installed, else the 15-byte thread name."""
-    try:
-        importlib.import_module("setproctitle").setproctitle(f"shieldwall: worker {worker_id}")
-        return
-    except ImportError:
-        pass
-    name = f"shieldwall-w{worker_id}".encode()[:15]
+def set_title(title: str, short: str) -> None:
+    """Let `ps`/`top` tell the processes apart: the 15-byte thread name (`short`, also what
+    /proc/PID/comm shows), and the whole command line (`title`) when setproctitle is installed."""
+    with contextlib.suppress(ImportError):
+        importlib.import_module("setproctitle").setproctitle(title)
+    name = short.encode()[:15]  # after setproctitle, which may set the thread name too
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, name, 0, 0, 0)

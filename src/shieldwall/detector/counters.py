@@ -44,6 +44,7 @@ STATUS_CLASSES: Final = 5  # 1xx..5xx
 LATENCY_BOUNDS: Final = tuple(0.001 * 2 ** (i / 2) for i in range(36))
 LATENCY_BUCKETS: Final = len(LATENCY_BOUNDS) + 1
 _COUNTED_CLIENTS: Final = 4096
+MAX_ANSWERED: Final = 256  # reference IDs a worker reports per second (a flood's refusals beyond are counted)
 DEFAULT_DIMENSIONS: Final = ("client_ip", "prefix", "path", "user_agent")
 FeatureTuple = tuple[str, ...]
 
@@ -93,6 +94,8 @@ class SecondCounters:
         "_rng",
         "_route_classes",
         "_sample_size",
+        "answered",
+        "answered_dropped",
         "by_outcome",
         "by_route",
         "by_status",
@@ -148,6 +151,15 @@ class SecondCounters:
         self._counted: set[str] = set()
         self.top = tuple(HeavyHitters(self._heavy_hitters) for _ in self.dimensions)
         self.sample: Reservoir[FeatureTuple] = Reservoir(self._sample_size, self._rng)
+        self.answered: list[Answered] = []  # at most MAX_ANSWERED a second (see `answer`)
+        self.answered_dropped = 0
+
+    def answer(self, record: Answered) -> None:
+        """Keep a request the shield answered itself, for reference-ID lookups (bounded per second)."""
+        if len(self.answered) < MAX_ANSWERED:
+            self.answered.append(record)
+        else:
+            self.answered_dropped += 1
 
     def request(self, route: int, outcome: Outcome) -> None:
         self.by_route[route] += 1
@@ -176,7 +188,7 @@ class SecondCounters:
             self.by_status[status // 100 - 1] += 1
             self.latency[bisect_left(LATENCY_BOUNDS, latency)] += 1
 
-    def snapshot_and_reset(self, now: float) -> WorkerSecond:
+    def snapshot_and_reset(self, now: float, stats: Mapping[str, int] | None = None) -> WorkerSecond:
         """Freeze the counts since the last call (or construction) and start counting afresh at `now`."""
         second = WorkerSecond(
             worker=self.worker,
@@ -198,9 +210,35 @@ class SecondCounters:
             },
             sample_seen=self.sample.seen,
             sample=tuple(self.sample.items),
+            stats=stats or {},
+            answered=tuple(self.answered),
         )
         self._reset(now)
         return second
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """A request the shield answered itself (a refusal, a challenge, a shed), by its reference ID: what
+    the visitor sees on the page, so that an operator can look up why."""
+
+    ref: str
+    wall: float
+    client: str
+    method: str
+    target: str  # truncated
+    status: int
+    reason: str  # "rule no-wp", "signature sig-…", "mode-under_attack", "request rate", "origin saturated"…
+
+    def to_wire(self) -> list[Any]:
+        return [self.ref, self.wall, self.client, self.method, self.target, self.status, self.reason]
+
+    @staticmethod
+    def from_wire(item: Any) -> Answered:
+        ref, wall, client, method, target, status, reason = _list(item)
+        return Answered(
+            str(ref), float(wall), str(client), str(method), str(target), int(status), str(reason)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +263,10 @@ class WorkerSecond:
     top: Mapping[str, Summary] = field(default_factory=dict)  # heavy hitters per dimension
     sample_seen: int = 0  # requests the sample was drawn from
     sample: tuple[FeatureTuple, ...] = ()
+    # For the operator, not the detector: the worker's own counters and gauges (admission, cache, bans,
+    # refusals by reason), and the requests it answered itself with a reference ID (see Answered).
+    stats: Mapping[str, int] = field(default_factory=dict)
+    answered: tuple[Answered, ...] = ()
 
     def to_bytes(self) -> bytes:
         document = {
@@ -245,6 +287,8 @@ class WorkerSecond:
             "top": {name: summary.to_wire() for name, summary in self.top.items()},
             "sample_seen": self.sample_seen,
             "sample": self.sample,
+            "stats": dict(self.stats),
+            "answered": [answer.to_wire() for answer in self.answered],
         }
         return json.dumps(document, separators=(",", ":")).encode()
 
@@ -275,6 +319,8 @@ class WorkerSecond:
             top={str(name): Summary.from_wire(wire) for name, wire in top.items()},
             sample_seen=int(d["sample_seen"]),
             sample=tuple(tuple(str(value) for value in _list(item)) for item in _list(d["sample"])),
+            stats={str(key): int(value) for key, value in dict(d.get("stats", {})).items()},
+            answered=tuple(Answered.from_wire(item) for item in _list(d.get("answered", []))),
         )
 
 
@@ -309,6 +355,8 @@ class Second:
     top: Mapping[str, Summary]
     sample_seen: int
     sample: tuple[FeatureTuple, ...]
+    stats: Mapping[str, int] = field(default_factory=dict)  # summed over the workers
+    answered: tuple[Answered, ...] = ()
 
     @property
     def requests(self) -> int:
@@ -388,7 +436,17 @@ def merge(
         top=top,
         sample_seen=sample_seen,
         sample=tuple(sample),
+        stats=_sum_stats(part.stats for part in parts),
+        answered=tuple(answer for part in parts for answer in part.answered),
     )
+
+
+def _sum_stats(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for stats in parts:
+        for key, value in stats.items():
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 def _sum_columns(rows: Iterable[Sequence[int]]) -> tuple[int, ...]:

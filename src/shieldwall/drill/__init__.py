@@ -1,1 +1,2 @@
-"""Traffic and targets for drills, demos and tests: the demo origin, the quick demo (loopback only)."""
+"""Drills and the demo: the campaign site and the test origin, visitors and attacks on loopback, and the
+runner that scores a shield against them (`shieldwall drill`, `shieldwall demo`)."""

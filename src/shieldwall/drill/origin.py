@@ -2,9 +2,11 @@
 
 It exists so that every test can see exactly what the shield forwarded (`/echo`), stress the shield's
 flow control without holding payloads in memory (`/bytes`, `/sink`), and exercise its timeouts and
-error pages (`/slow`, `/status`) and tunnels (`/ws`). One asyncio Protocol per connection feeds an
-httptools parser; parser callbacks only record the request, and responses leave strictly in request
-order (pipelining), one at a time. Request bodies are hashed as they arrive and never stored.
+error pages (`/slow`, `/status`), tunnels (`/ws`) and cache (`/cacheable?max_age=N&id=X&ms=M`:
+shareable for N seconds, answered after M ms, with a count of the requests for X that reached the
+origin). One asyncio Protocol per connection feeds an httptools parser; parser callbacks only record the
+request, and responses leave strictly in request order (pipelining), one at a time. Request bodies are
+hashed as they arrive and never stored.
 
     python -m shieldwall.drill.origin --listen 127.0.0.1:0
 prints `origin listening on 127.0.0.1:PORT` once ready and serves until SIGTERM/SIGINT.
@@ -43,6 +45,8 @@ _HTML = (
 )
 _TRAILER_PIECES = (b"trailers ", b"arrive ", b"after ", b"the body\n")
 _PID_HEADER = b""
+_MAX_CACHEABLE_IDS = 10_000
+_cacheable_hits: dict[str, int] = {}  # /cacheable requests per id in this process
 
 
 def _set_pid_header() -> None:
@@ -378,6 +382,27 @@ class OriginProtocol(asyncio.Protocol):
         code = _int_param(query, "code", 200, 200, 599)
         self._simple(request, code, _status_line(code)[9:])
 
+    def route_cacheable(self, request: _Request, query: dict[str, list[str]]) -> Awaitable[None] | None:
+        """Cache-Control: public, max-age=N; the body and X-Origin-Hits count the requests for this id
+        that reached the origin (a cache in front answers the others), counted when they arrive."""
+        max_age = _int_param(query, "max_age", 60, 0, 86_400)
+        ms = _int_param(query, "ms", 0, 0, _MAX_SLOW_MS)
+        key = query.get("id", [""])[0]
+        if key not in _cacheable_hits and len(_cacheable_hits) >= _MAX_CACHEABLE_IDS:
+            _cacheable_hits.clear()
+        hits = _cacheable_hits[key] = _cacheable_hits.get(key, 0) + 1
+        headers = [(b"Cache-Control", b"public, max-age=%d" % max_age), (b"X-Origin-Hits", b"%d" % hits)]
+        body = json.dumps({"id": key, "hits": hits}).encode()
+        if not ms:
+            self._simple(request, 200, body, headers, content_type=b"application/json")
+            return None
+
+        async def answer() -> None:
+            await asyncio.sleep(ms / 1000)
+            self._simple(request, 200, body, headers, content_type=b"application/json")
+
+        return answer()
+
     def route_slow(self, request: _Request, query: dict[str, list[str]]) -> Awaitable[None]:
         ms = _int_param(query, "ms", 1000, 0, _MAX_SLOW_MS)
 
@@ -464,6 +489,7 @@ _ROUTES: dict[str, tuple[frozenset[str], _Handler]] = {
     "/bytes": (_GET, OriginProtocol.route_bytes),
     "/sink": (frozenset({"POST", "PUT"}), OriginProtocol.route_sink),
     "/slow": (_GET, OriginProtocol.route_slow),
+    "/cacheable": (_GET, OriginProtocol.route_cacheable),
     "/status": (_GET, OriginProtocol.route_status),
     "/trailers": (_GET, OriginProtocol.route_trailers),
     "/ws": (frozenset({"GET"}), OriginProtocol.route_ws),

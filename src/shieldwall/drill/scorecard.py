@@ -20,14 +20,15 @@ Definitions:
 - time to mitigate: from the attack's start to the end of the last interval between marks whose
   leakage was at or above the threshold (5%), when every later interval stays below it;
 - time to recover: from the attack's end to the start of the first window (1 s) from which every
-  window meets the peacetime bar (success ≥ 99%, steady p95 ≤ 2 * peacetime p95).
+  window meets the peacetime bar (success ≥ 99%, steady p95 ≤ 2 * peacetime p95; or, route by
+  route, each request within 2x its own route's peacetime p95 at the 95th percentile).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -36,6 +37,10 @@ from shieldwall.drill.visitors import Outcome
 
 BLOCKED_STATUSES: Final = frozenset({403, 429})
 MITIGATED_BELOW: Final = 0.05
+# A route's peacetime p95 under this (a cache hit answers in a millisecond) counts as this much: twice
+# it, 100 ms, is a difference nobody notices, while a cache entry refreshed from the origin (a page's
+# full 80 ms) would otherwise read as a visitor served at 80 times the peacetime latency.
+MIN_ROUTE_P95: Final = 0.05
 
 
 @dataclass(frozen=True)
@@ -171,11 +176,17 @@ def time_to_recover(
     window: float = 1.0,
     min_success: float = 0.99,
     p95_factor: float = 2.0,
+    by_route: Mapping[str, float] | None = None,
 ) -> float | None:
     """Seconds from `attack_end` to the start of the first `window` after which every window (with
     any legitimate requests in it) has success ≥ `min_success` and a steady p95 latency (requests
     that needed no challenge) ≤ `p95_factor` * `peacetime_p95` (seconds); None if the last such
-    window still falls short."""
+    window still falls short.
+
+    With `by_route` (route_p95s of peacetime), each latency is first divided by its own route's
+    peacetime p95 (`peacetime_p95` for a route not in it) and the window's p95 of those ratios must
+    be ≤ `p95_factor`: a window that happens to hold a few searches, ten times a page's cost, is then
+    not mistaken for a slow one."""
     if window <= 0:
         raise ValueError("window must be positive")
     count = max(0, math.ceil((run_end - attack_end) / window))
@@ -188,17 +199,53 @@ def time_to_recover(
         if not bucket:
             continue
         ok = [o for o in bucket if o.ok]
-        p95 = percentile([o.latency for o in ok if not o.challenged], 95)
-        good = (
-            len(ok) / len(bucket) >= min_success
-            and (p95 is not None or bool(ok))
-            and (p95 is None or p95 <= p95_factor * peacetime_p95)
-        )
+        steady = [o for o in ok if not o.challenged]
+        if by_route is None:
+            p95, bar = percentile([o.latency for o in steady], 95), p95_factor * peacetime_p95
+        else:
+            ratios = [o.latency / by_route.get(route_of(o), peacetime_p95) for o in steady]
+            p95, bar = percentile(ratios, 95), p95_factor
+        good = len(ok) / len(bucket) >= min_success and bool(ok) and (p95 is None or p95 <= bar)
         if not good:
             recovered_from = None
         elif recovered_from is None:
             recovered_from = index * window
     return recovered_from
+
+
+def route_of(outcome: Outcome) -> str:
+    """A request's route for latency comparisons: its method and path, without the query."""
+    return f"{outcome.method} {outcome.path.partition('?')[0]}"
+
+
+def route_p95s(
+    outcomes: Iterable[Outcome], start: float, end: float, min_samples: int = 5, floor: float = MIN_ROUTE_P95
+) -> dict[str, float]:
+    """The p95 latency (seconds) of each route's successful, unchallenged requests that started
+    within [start, end), for the routes with at least `min_samples` of them; `floor` when lower."""
+    latencies: dict[str, list[float]] = {}
+    for outcome in outcomes:
+        if start <= outcome.at < end and outcome.ok and not outcome.challenged:
+            latencies.setdefault(route_of(outcome), []).append(outcome.latency)
+    return {
+        route: max(floor, percentile(values, 95) or 0.0)
+        for route, values in latencies.items()
+        if len(values) >= min_samples
+    }
+
+
+def slowdown_p95(
+    outcomes: Iterable[Outcome], start: float, end: float, by_route: Mapping[str, float]
+) -> float | None:
+    """The p95 over the successful, unchallenged requests started within [start, end) of each one's
+    latency divided by its route's peacetime p95 (`by_route`; routes without one are left out): how
+    much slower than in peacetime visitors were served, not skewed by which pages they happened to ask."""
+    ratios = [
+        o.latency / by_route[route]
+        for o in outcomes
+        if start <= o.at < end and o.ok and not o.challenged and (route := route_of(o)) in by_route
+    ]
+    return percentile(ratios, 95)
 
 
 def render(cards: Sequence[Scorecard]) -> str:

@@ -12,10 +12,11 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from shieldwall.net.ipdata import IpLookup
 from shieldwall.net.networks import NetworkSet
 from shieldwall.policy.decision import Action, Decision
 from shieldwall.policy.engine import ChallengeGate, Policy
-from shieldwall.policy.limit import RuleLimiter
+from shieldwall.policy.limit import RuleLimiter, RuleSlots
 from shieldwall.policy.paths import normalise_path
 from shieldwall.policy.rule import CompiledRule, PathTest
 
@@ -24,26 +25,36 @@ if TYPE_CHECKING:
 
 
 def compile_policy(
-    rules: Sequence[Rule], *, tracked_keys: int = 100_000, gate: ChallengeGate | None = None
+    rules: Sequence[Rule],
+    *,
+    tracked_keys: int = 100_000,
+    gate: ChallengeGate | None = None,
+    ipdata: IpLookup | None = None,
 ) -> Policy:
     """`tracked_keys` bounds each limit rule's table of buckets (per worker); `gate` says which requests
-    pass challenge rules unchallenged (see engine.ChallengeGate)."""
-    return Policy(tuple(_compile_rule(rule, tracked_keys) for rule in rules), gate)
+    pass challenge rules unchallenged (see engine.ChallengeGate); `ipdata` gives the ASN and country
+    of a client address, for rules with `asns` or `countries` (without it, those match nothing)."""
+    return Policy(tuple(_compile_rule(rule, tracked_keys) for rule in rules), gate, ipdata)
 
 
 def _compile_rule(rule: Rule, tracked_keys: int) -> CompiledRule:
-    action = Action(rule.action)
+    # A concurrency rule refuses like a limit (429) when its slots are taken.
+    action = Action.LIMIT if rule.action == "concurrency" else Action(rule.action)
     match = rule.match
     limiter = None
     if rule.limit is not None:
         limiter = RuleLimiter(rule.limit.rate, rule.limit.burst, rule.limit.per, tracked_keys)
+    slots = None
+    if rule.concurrency is not None:
+        slots = RuleSlots(rule.concurrency.max, rule.concurrency.per)
     exact_hosts, host_suffixes = _hosts(match.hosts)
     return CompiledRule(
         name=rule.name,
         action=action,
         log_only=rule.log_only,
-        decision=Decision(action, rule.name),
+        decision=Decision(action, rule.name, delay=rule.delay if action is Action.TARPIT else 0.0),
         limiter=limiter,
+        slots=slots,
         methods=frozenset(m.upper().encode() for m in match.methods) if match.methods else None,
         hosts=exact_hosts if match.hosts else None,
         host_suffixes=host_suffixes,
@@ -55,6 +66,8 @@ def _compile_rule(rule: Rule, tracked_keys: int) -> CompiledRule:
         headers=tuple(
             (name.lower().encode(), re.compile(pattern.encode())) for name, pattern in match.headers.items()
         ),
+        asns=frozenset(match.asns),
+        countries=frozenset(match.countries),
     )
 
 

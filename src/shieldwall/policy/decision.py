@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from shieldwall.limiter.concurrency import OpenCounts
+
 
 @dataclass(frozen=True, slots=True)
 class RequestView:
@@ -31,6 +33,7 @@ class Action(StrEnum):
     LIMIT = "limit"  # 429 + Retry-After
     BLOCK = "block"  # 403
     CHALLENGE = "challenge"  # the proof-of-work page (403), for clients without a clearance
+    TARPIT = "tarpit"  # 403, but only after `delay` seconds: the attacker's connection and time are wasted
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,10 @@ class Decision:
     rule: str | None = None  # the rule that decided; None for the default
     retry_after: int | None = None  # seconds, for LIMIT
     logged: tuple[str, ...] = ()  # log-only rules that would have acted on this request
+    delay: float = 0.0  # seconds to hold a TARPIT answer
+    # Slots of concurrency rules this request holds while it is served (see policy/limit.RuleSlots); the
+    # data plane gives them back when the request is done. Only an ALLOW holds any.
+    held: tuple[tuple[OpenCounts, str], ...] = ()
 
     @property
     def status(self) -> int:
@@ -46,7 +53,7 @@ class Decision:
         return _STATUS[self.action]
 
 
-_STATUS = {Action.ALLOW: 0, Action.LIMIT: 429, Action.BLOCK: 403, Action.CHALLENGE: 403}
+_STATUS = {Action.ALLOW: 0, Action.LIMIT: 429, Action.BLOCK: 403, Action.CHALLENGE: 403, Action.TARPIT: 403}
 
 
 ALLOW = Decision(Action.ALLOW)

@@ -16,8 +16,11 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Final
 
+from shieldwall.http1.cookies import cookie_pairs
+from shieldwall.limiter.concurrency import OpenCounts
 from shieldwall.limiter.gcra import Gcra
 from shieldwall.policy.decision import RequestView
+from shieldwall.policy.fingerprint import header_fingerprint
 
 KeyOf = Callable[[RequestView], str | None]
 """The bucket a request is counted in, or None when the rule does not count it."""
@@ -45,8 +48,20 @@ class RuleLimiter:
         return None if verdict.allowed else math.ceil(verdict.retry_after)
 
 
+class RuleSlots:
+    """A concurrency rule's count of the requests it matched that are being served now, per bucket
+    (`per`, as for limits); bounded by what is open, like every OpenCounts."""
+
+    __slots__ = ("counts", "key_of")
+
+    def __init__(self, most: int, per: str) -> None:
+        self.counts = OpenCounts(most)
+        self.key_of = key_function(per)
+
+
 def key_function(per: str) -> KeyOf:
-    """`per` as the schema validated it (ip, prefix, prefix48, route, header:NAME) → its key function."""
+    """`per` as the schema validated it (ip, prefix, prefix48, route, fingerprint, header:NAME,
+    cookie:NAME) → its key function."""
     if per == "ip":
         return attrgetter("client_ip")
     if per == "prefix":
@@ -55,14 +70,30 @@ def key_function(per: str) -> KeyOf:
         return _prefix48
     if per == "route":
         return _route
+    if per == "fingerprint":
+        return _fingerprint
     kind, _, name = per.partition(":")
-    if kind != "header" or not name:
-        raise ValueError(f"unknown limit key {per!r}")
-    return _HeaderKey(name.lower().encode("ascii"))
+    if kind == "header" and name:
+        return _HeaderKey(name.lower().encode("ascii"))
+    if kind == "cookie" and name:
+        return _CookieKey(name.encode("ascii"))
+    raise ValueError(f"unknown limit key {per!r}")
 
 
 def _route(view: RequestView) -> str:
     return ""  # one bucket for every client
+
+
+def _fingerprint(view: RequestView) -> str:
+    """The header-order fingerprint (policy/fingerprint.py): one bucket per client software build, so a
+    botnet spread over many addresses that sends one library's headers is counted as one."""
+    return header_fingerprint(view.headers)
+
+
+def _bounded(value: bytes) -> str:
+    if len(value) > _MAX_KEY_BYTES:
+        return "#" + hashlib.blake2b(value, digest_size=16).hexdigest()
+    return value.decode("latin-1")  # every byte maps to one character: distinct values stay distinct
 
 
 class _HeaderKey:
@@ -75,11 +106,26 @@ class _HeaderKey:
 
     def __call__(self, view: RequestView) -> str | None:
         value = view.header(self.name)
-        if value is None:
-            return None
-        if len(value) > _MAX_KEY_BYTES:
-            return "#" + hashlib.blake2b(value, digest_size=16).hexdigest()
-        return value.decode("latin-1")  # every byte maps to one character: distinct values stay distinct
+        return None if value is None else _bounded(value)
+
+
+class _CookieKey:
+    """One cookie's value (the first, in the first Cookie header that has it); requests without it are
+    not counted. `cookie:sw_clearance` counts requests per clearance cookie: one solved challenge cannot
+    carry a flood."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+
+    def __call__(self, view: RequestView) -> str | None:
+        for header, value in view.headers:
+            if header == b"cookie":
+                for name, cookie in cookie_pairs(value):
+                    if name == self.name:
+                        return _bounded(cookie)
+        return None
 
 
 @lru_cache(maxsize=_PREFIX48_CACHE)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from shieldwall.net.networks import NetworkSet
 from shieldwall.policy.decision import Action, Decision
-from shieldwall.policy.limit import RuleLimiter
+from shieldwall.policy.limit import RuleLimiter, RuleSlots
 
 PathTest = Callable[[bytes], re.Match[bytes] | None]
 
@@ -21,8 +21,9 @@ class CompiledRule:
     name: str
     action: Action
     log_only: bool
-    decision: Decision  # what an allow or block rule answers (precomputed: no allocation per request)
+    decision: Decision  # what an allow/block/challenge/tarpit rule answers (precomputed: no allocation)
     limiter: RuleLimiter | None  # set exactly for limit rules
+    slots: RuleSlots | None  # set exactly for concurrency rules
     methods: frozenset[bytes] | None  # upper-case, as llhttp only accepts upper-case methods
     hosts: frozenset[bytes] | None  # exact names, lower-case, no trailing dot; None: no hosts condition
     host_suffixes: tuple[bytes, ...]  # b".example.org" for "*.example.org"
@@ -31,6 +32,8 @@ class CompiledRule:
     path_tests: tuple[PathTest, ...]  # the glob's fullmatch and the regex's search
     clients: NetworkSet | None  # a CIDR set with a bounded per-address cache
     headers: tuple[tuple[bytes, re.Pattern[bytes]], ...]  # (lower-case name, pattern searched in a value)
+    asns: frozenset[int]  # the client's autonomous system, from the operator's data; empty: no condition
+    countries: frozenset[str]  # likewise its country, ISO 3166 alpha-2, upper-case
 
     @property
     def looks_at_path(self) -> bool:

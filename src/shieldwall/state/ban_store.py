@@ -265,7 +265,7 @@ def _parse(path: Path, *, chains: bool = False) -> Contents:
         contents.problems.append(f'{path}: not a shieldwall ban file (no "format": {_FORMAT!r}); skipped')
         return contents
     bad: list[str] = []
-    contents.bans = _entries(document, "bans", _ban, bad)
+    contents.bans = _entries(document, "bans", parse_ban, bad)
     contents.lifts = _entries(document, "lifts", _lift, bad)
     if chains:
         contents.chains = _entries(document, "chains", _chain, bad)
@@ -297,7 +297,7 @@ def _entries(document: dict[str, Any], key: str, parse: Callable[[Any], _T], bad
     return parsed
 
 
-def _ban(entry: Any) -> Ban:
+def parse_ban(entry: Any) -> Ban:
     _expect_object(entry)
     source = entry.get("source")
     if source not in ("auto", "manual"):

@@ -1,0 +1,117 @@
+"""The facts a report needs beyond the detector's incident, gathered by the control process while an
+incident is open (report/facts.py says what each is): the signatures in force and when, the biggest
+senders over the whole incident, what share of requests the origin answered well before and during it,
+the challenges the shield answered, and what operators did. Bans are read from the ban store when the
+facts are saved. Sans-io but for `save`, which writes the incident and its facts together."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Final
+
+from shieldwall.detector.counters import Outcome, Second
+from shieldwall.detector.incidents import Incident
+from shieldwall.detector.signatures import Signature
+from shieldwall.detector.sketches import Summary
+from shieldwall.report.facts import (
+    AUTOMATIC,
+    Action,
+    ImpactFacts,
+    ReportFacts,
+    SignatureRecord,
+    TopSources,
+    top_entries,
+)
+from shieldwall.report.files import save
+from shieldwall.state import ban_store
+
+TOP_KEPT: Final = 256  # heavy hitters kept per dimension over the whole incident
+_DIMENSIONS: Final = {"prefix": "prefixes", "user_agent": "user_agents"}
+
+
+class _Ratio:
+    __slots__ = ("good", "total")
+
+    def __init__(self) -> None:
+        self.good = 0
+        self.total = 0
+
+    def add(self, second: Second) -> None:
+        self.total += second.origin_responses
+        self.good += second.origin_responses - second.by_status[4]
+
+    @property
+    def value(self) -> float | None:
+        return self.good / self.total if self.total else None
+
+
+class FactsBook:
+    def __init__(self) -> None:
+        self._before = _Ratio()  # the calm seconds before the current incident
+        self._reset()
+
+    def _reset(self) -> None:
+        self._during = _Ratio()
+        self._top: dict[str, Summary] = {}
+        self._requests = 0
+        self._challenged = 0
+        self._signatures: dict[str, SignatureRecord] = {}
+        self._actions: list[Action] = []
+
+    def second(self, second: Second, incident: Incident | None) -> None:
+        if incident is None:
+            self._before.add(second)
+            return
+        self._during.add(second)
+        self._requests += second.requests
+        self._challenged += second.by_outcome[Outcome.CHALLENGE]
+        for name in _DIMENSIONS:
+            part = second.top.get(name)
+            if part is not None:
+                kept = self._top.get(name)
+                self._top[name] = part if kept is None else Summary.merge([kept, part], TOP_KEPT)
+
+    def signatures(self, active: tuple[Signature, ...], pinned: set[str], wall: float) -> None:
+        for signature in active:
+            record = self._signatures.get(signature.id)
+            decided = "an operator" if signature.id in pinned else AUTOMATIC
+            if record is None:
+                self._signatures[signature.id] = SignatureRecord(signature, wall, wall, None, decided)
+            else:
+                self._signatures[signature.id] = replace(record, last_seen=wall, decided_by=decided)
+
+    def note(self, action: Action) -> None:
+        """Something an operator did (a pin, a signature pinned or rejected); kept for the open incident
+        or, with none open, for the next one."""
+        self._actions.append(action)
+
+    def facts(self, incident: Incident, state_dir: Path, now_wall: float) -> ReportFacts:
+        bans = tuple(
+            ban for ban in ban_store.load_all(state_dir, now_wall).bans if ban.since >= incident.opened
+        )
+        top = TopSources(
+            **{
+                field: top_entries(self._top[name], total=self._requests)
+                for name, field in _DIMENSIONS.items()
+                if name in self._top
+            }
+        )
+        return ReportFacts(
+            signatures=tuple(self._signatures.values()),
+            bans=bans,
+            actions=tuple(self._actions),
+            top=top,
+            impact=ImpactFacts(
+                success_rate=self._during.value,
+                success_rate_before=self._before.value,
+                challenges_issued=self._challenged,
+            ),
+        )
+
+    def save(self, incident: Incident, state_dir: Path, now_wall: float) -> None:
+        """Write the incident and its facts (report/files.py); after a closed one, start afresh."""
+        save(state_dir, incident, self.facts(incident, state_dir, now_wall))
+        if incident.closed is not None:
+            self._reset()
+            self._before = _Ratio()

@@ -1,0 +1,129 @@
+"""The control process's event loop: telemetry in, one ControlLoop tick a second, files out.
+
+Started (and restarted when it dies) by the supervisor, with the reading end of the telemetry socket.
+It writes `state_dir`/control/state.json for the workers (control/state.py) and one JSON file per
+incident in `state_dir`/incidents/ (`Incident.to_json()`, named by the incident's id): while an incident
+is open, every INCIDENT_SAVE_EVERY seconds and on every event, and once more when it closes, so a crash
+loses at most a few seconds of its series. Operator pins arrive through `control/pin.json`, or through
+the admin API (admin/, `[admin]`), which this loop also serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from shieldwall.admin.server import start_admin
+from shieldwall.alerts.alerter import start_alerter
+from shieldwall.config.schema import Settings
+from shieldwall.control.incident_facts import FactsBook
+from shieldwall.control.loop import ControlLoop, Tick
+from shieldwall.control.settings import detector_config
+from shieldwall.control.state import PIN_FILE, Pin, StateReader, control_dir, write_state
+from shieldwall.core.clock import SystemClock
+from shieldwall.detector.events import Event
+
+log = logging.getLogger("shieldwall.control")
+
+TICK = 1.0
+INCIDENT_SAVE_EVERY = 10.0
+_MAX_MESSAGE = 1 << 20
+
+
+def run_control(settings: Settings, telemetry: socket.socket) -> int:
+    """Serve until SIGTERM/SIGINT; the process exit code."""
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="shieldwall: control: %(message)s")
+    try:
+        asyncio.run(_serve(settings, telemetry))
+    except Exception:
+        log.exception("the control process failed")
+        return 1
+    return 0
+
+
+async def _serve(settings: Settings, telemetry: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    detector = settings.detector
+    control = ControlLoop(
+        detector_config(detector),
+        signatures=detector.signatures,
+        signature_ttl=detector.signature_ttl,
+        clock=SystemClock(),
+    )
+    telemetry.setblocking(False)
+    loop.add_reader(telemetry.fileno(), _drain, telemetry, control)
+    state_dir = settings.server.state_dir
+    pins = StateReader(control_dir(state_dir) / PIN_FILE)
+    alerter = start_alerter(settings.alerts)
+    admin = await start_admin(settings, control, pins)  # logs why and serves nothing when it cannot
+    last_saved = 0.0
+    next_tick = time.monotonic() + TICK
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, next_tick - time.monotonic()))
+        now, now_wall = time.monotonic(), time.time()
+        next_tick = max(next_tick + TICK, now + TICK / 2)
+        events = _apply_pin(pins, control, now, now_wall) + admin.take_events()
+        tick = control.tick(now, now_wall)
+        admin.ticked()
+        tick.events[:0] = events
+        alerter.observe(tick.events, tick.closed, now)
+        last_saved = _write(state_dir, tick, control.facts, now, last_saved)
+    loop.remove_reader(telemetry.fileno())
+    await admin.stop()
+    if control.detector.incident is not None:
+        control.facts.save(control.detector.incident, state_dir, time.time())
+    await alerter.aclose()
+
+
+def _drain(sock: socket.socket, control: ControlLoop) -> None:
+    while True:
+        try:
+            payload = sock.recv(_MAX_MESSAGE)
+        except (BlockingIOError, InterruptedError):
+            return
+        control.receive(payload)
+
+
+def _apply_pin(pins: StateReader, control: ControlLoop, now: float, now_wall: float) -> list[Event]:
+    try:
+        data = pins.changed()
+        if data is None:
+            return []
+        pin = Pin.from_json(data)
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring the pin file: %s", exc)
+        return []
+    return control.pin(pin, now, now_wall)
+
+
+def _write(state_dir: Path, tick: Tick, facts: FactsBook, now: float, last_saved: float) -> float:
+    for event in tick.events:
+        log.warning(
+            "%s%s%s",
+            event.kind,
+            f": {event.old} → {event.new}" if event.new is not None else "",
+            f" ({event.reason})" if event.reason else "",
+        )
+    try:
+        if tick.state is not None:
+            write_state(state_dir, tick.state)
+        wall = time.time()
+        for incident in tick.closed:
+            facts.save(incident, state_dir, wall)
+        if tick.open is not None and (tick.events or now - last_saved >= INCIDENT_SAVE_EVERY):
+            facts.save(tick.open, state_dir, wall)
+            return now
+    except OSError as exc:
+        log.error("cannot write to %s: %s (the workers keep the last state)", state_dir, exc)
+    return last_saved

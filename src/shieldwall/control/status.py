@@ -1,0 +1,89 @@
+"""What the operator's views show, as one JSON-able snapshot built by the control process once a
+second: the admin API's /api/v1/status, the dashboard's live stream and `shieldwall top` all read this
+one shape, so they always agree.
+
+    {"version": 1, "wall": ..., "mode": "normal", "pinned": false, "incident": null,
+     "detector": {...DetectorStatus.to_dict()...},
+     "now": {"rps": ..., "legit_rps": ..., "mitigated_rps": ..., "by_outcome": {"allow": ...},
+             "origin": {"p50": s, "p95": s, "error_share": ..., "inflight": ...},
+             "distinct_clients": ..., "new_connections": ...},
+     "top": {"prefix": [[key, count], ...], "path": [...], "user_agent": [...], "client_ip": [...]},
+     "signatures": [{"id", "action", "description", "coverage", "collateral", "expires"}],
+     "stats": {"refused.rule": ..., "admission.queued": ..., "cache.hits": ..., ...},
+     "history": [[wall, legit_rps, mitigated_rps, origin_p95, mode], ...]}   # the last HISTORY seconds
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Final
+
+from shieldwall.detector.counters import Outcome, Second
+from shieldwall.detector.detector import Detector
+from shieldwall.detector.signatures import Signature
+
+VERSION: Final = 1
+HISTORY: Final = 300  # seconds of history in each snapshot (five minutes at one point a second)
+TOP: Final = 10
+
+
+class StatusBook:
+    """Keeps the history and builds the snapshot each tick."""
+
+    def __init__(self) -> None:
+        self.history: deque[tuple[float, float, float, float, str]] = deque(maxlen=HISTORY)
+        self.snapshot: dict[str, Any] = {"version": VERSION, "mode": "normal", "history": []}
+
+    def update(
+        self, second: Second, detector: Detector, signatures: tuple[Signature, ...], wall: float
+    ) -> dict[str, Any]:
+        duration = second.duration
+        status = detector.status()
+        p95 = second.latency_quantile(0.95)
+        self.history.append(
+            (wall, second.legit / duration, second.mitigated / duration, p95, status.mode.value)
+        )
+        self.snapshot = {
+            "version": VERSION,
+            "wall": wall,
+            "mode": status.mode.value,
+            "pinned": status.pinned is not None,
+            "incident": status.incident,
+            "detector": status.to_dict(),
+            "now": {
+                "rps": second.rps,
+                "legit_rps": second.legit / duration,
+                "mitigated_rps": second.mitigated / duration,
+                "by_outcome": {
+                    outcome.name.lower(): count / duration
+                    for outcome, count in zip(Outcome, second.by_outcome, strict=False)
+                },
+                "origin": {
+                    "p50": second.latency_quantile(0.5),
+                    "p95": p95,
+                    "error_share": second.error_share,
+                    "inflight": second.inflight,
+                },
+                "distinct_clients": round(second.clients.estimate()),
+                "new_connections": second.new_connections / duration,
+                "workers": second.workers,
+            },
+            "top": {
+                name: [[key, count] for key, count, _ in summary.entries[:TOP]]
+                for name, summary in second.top.items()
+            },
+            "signatures": [
+                {
+                    "id": sig.id,
+                    "action": sig.action,
+                    "description": sig.describe(),
+                    "coverage": sig.coverage,
+                    "collateral": sig.collateral,
+                    "expires": sig.expires,
+                }
+                for sig in signatures
+            ],
+            "stats": dict(second.stats),
+            "history": [list(point) for point in self.history],
+        }
+        return self.snapshot

@@ -1,0 +1,181 @@
+"""The control process's tick, sans-io: workers' seconds (made by the real SecondCounters, through their
+wire format) go in; the mode, the incident and attack signatures come out, and the state to write only
+when it changed. A pin from the operator holds the mode."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from shieldwall.control.loop import ControlLoop
+from shieldwall.control.state import ControlState, Pin
+from shieldwall.detector.config import DetectorConfig
+from shieldwall.detector.counters import Answered, Outcome, SecondCounters
+from shieldwall.detector.events import Mode
+from shieldwall.detector.features import FEATURE_NAMES, Features
+from shieldwall.report.files import load
+from shieldwall.report.formats import render
+from shieldwall.report.model import build_report
+
+WALL0 = 1_800_000_000.0
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+BOT = "python-requests/2.31.0"
+CONFIG = DetectorConfig(warmup=20, min_rps=5.0, hold=5.0)
+
+
+def features(ip: str, path: str, user_agent: str) -> tuple[str, ...]:
+    prefix = ip.rsplit(".", 1)[0] + ".0/24"
+    vector = Features("GET", "www.example.org", path, "", user_agent, "a1b2c3d4", "en-gb", prefix)
+    return tuple(getattr(vector, name) for name in FEATURE_NAMES)
+
+
+def worker_second(at: float, rng: random.Random, *, legit: int, flood: int) -> bytes:
+    counters = SecondCounters(0, at, rng=rng)
+    for n in range(legit):
+        ip = f"198.51.{rng.randrange(40)}.{rng.randrange(1, 250)}"
+        path = rng.choice(("/", "/news", "/donate", "/about"))
+        counters.request(0, Outcome.ALLOW)
+        counters.origin_start()
+        counters.origin_done(200, 0.02)
+        counters.sketch(ip, (ip, ip, path, BROWSER))
+        if counters.sample.wants():
+            counters.sample.put(features(ip, path, BROWSER))
+        del n
+    for n in range(flood):
+        ip = f"203.0.{n % 200}.{n % 250 + 1}"
+        counters.request(0, Outcome.ALLOW)
+        counters.sketch(ip, (ip, ip, "/search", BOT))
+        if counters.sample.wants():
+            counters.sample.put(features(ip, "/search", BOT))
+    return counters.snapshot_and_reset(at + 1.0).to_bytes()
+
+
+class Simulation:
+    def __init__(self) -> None:
+        self.loop = ControlLoop(CONFIG, rng=random.Random(1))
+        self.rng = random.Random(2)
+        self.now = 100.0
+        self.states: list[ControlState] = []
+
+    def run(self, seconds: int, *, legit: int = 30, flood: int = 0) -> None:
+        for _ in range(seconds):
+            self.loop.receive(worker_second(self.now, self.rng, legit=legit, flood=flood))
+            self.now += 1.0
+            tick = self.loop.tick(self.now, WALL0 + self.now)
+            if tick.state is not None:
+                self.states.append(tick.state)
+
+
+def test_a_flood_takes_the_mode_up_within_seconds_and_yields_a_signature_on_the_bot() -> None:
+    sim = Simulation()
+    sim.run(40)
+    assert sim.loop.state.mode is Mode.NORMAL and not sim.states, "calm traffic writes nothing"
+    sim.run(5, flood=1500)
+    assert sim.loop.state.mode is Mode.UNDER_ATTACK
+    assert sim.loop.state.incident is not None and sim.loop.state.incident.startswith("INC-")
+    sim.run(10, flood=1500)
+    signatures = sim.loop.state.signatures
+    assert signatures, "the miner ran during the attack"
+    assert any(("user_agent", BOT) in sig.conditions for sig in signatures)
+    assert all(sig.matches(Features(*features("203.0.1.2", "/search", BOT))) for sig in signatures)
+    assert not any(sig.matches(Features(*features("198.51.1.2", "/news", BROWSER))) for sig in signatures)
+
+
+def test_after_the_flood_it_steps_down_closes_the_incident_and_drops_the_signatures() -> None:
+    sim = Simulation()
+    sim.run(40)
+    sim.run(15, flood=1500)
+    incident = sim.loop.state.incident
+    closed = []
+    for _ in range(60):
+        sim.loop.receive(worker_second(sim.now, sim.rng, legit=30, flood=0))
+        sim.now += 1.0
+        closed += sim.loop.tick(sim.now, WALL0 + sim.now).closed
+    assert sim.loop.state.mode is Mode.NORMAL
+    assert sim.loop.state.signatures == ()
+    assert [inc.id for inc in closed] == [incident]
+
+
+def test_a_pin_holds_the_mode_until_it_is_lifted() -> None:
+    sim = Simulation()
+    sim.run(30)
+    sim.loop.pin(Pin(Mode.UNDER_ATTACK, until=None, by="alice"), sim.now, WALL0 + sim.now)
+    sim.run(3)
+    assert sim.loop.state.mode is Mode.UNDER_ATTACK and sim.loop.state.pinned
+    sim.loop.pin(Pin(None), sim.now, WALL0 + sim.now)
+    sim.run(1)
+    assert sim.loop.state.mode is Mode.NORMAL and not sim.loop.state.pinned
+
+
+def test_the_state_survives_its_file_format() -> None:
+    sim = Simulation()
+    sim.run(40)
+    sim.run(15, flood=1500)
+    state = sim.loop.state
+    again = ControlState.from_json(state.to_json())
+    assert again == state
+
+
+def test_a_damaged_message_is_dropped_and_the_loop_goes_on() -> None:
+    sim = Simulation()
+    sim.loop.receive(b"not json")
+    sim.run(2)
+    assert sim.loop.state.mode is Mode.NORMAL
+
+
+def test_a_second_without_any_worker_message_is_skipped() -> None:
+    sim = Simulation()
+    tick = sim.loop.tick(sim.now + 1, WALL0 + sim.now + 1)
+    assert tick.state is None and not tick.events
+
+
+def test_the_status_snapshot_has_the_rates_the_top_and_the_history() -> None:
+    sim = Simulation()
+    sim.run(40)
+    sim.run(10, flood=1500)
+    snapshot = sim.loop.status.snapshot
+    assert snapshot["mode"] == "under_attack" and snapshot["incident"] == sim.loop.state.incident
+    assert snapshot["now"]["rps"] == 1530
+    assert snapshot["top"]["path"][0] == ["/search", 1500]
+    assert len(snapshot["history"]) == 50 and snapshot["history"][-1][4] == "under_attack"
+    json.dumps(snapshot)  # it goes out as JSON as it is
+
+
+def test_a_reference_id_can_be_looked_up() -> None:
+    sim = Simulation()
+    counters = SecondCounters(0, sim.now)
+    counters.request(0, Outcome.BLOCK)
+    counters.answer(Answered("SW-0123456789AB", WALL0, "203.0.113.9", "GET", "/wp-login.php", 403, "rule wp"))
+    sim.loop.receive(counters.snapshot_and_reset(sim.now + 1).to_bytes())
+    sim.now += 1
+    sim.loop.tick(sim.now, WALL0 + sim.now)
+    found = sim.loop.lookup("SW-0123456789AB")
+    assert found is not None and found.reason == "rule wp" and found.status == 403
+    assert sim.loop.lookup("SW-000000000000") is None
+
+
+def test_a_closed_incident_is_saved_with_the_facts_a_report_needs(tmp_path) -> None:
+    sim = Simulation()
+    sim.run(40)
+    sim.run(15, flood=1500)
+    sim.loop.pin(Pin(Mode.UNDER_ATTACK, until=None, by="alice", reason="debate"), sim.now, WALL0 + sim.now)
+    sim.run(1, flood=1500)
+    sim.loop.pin(Pin(None, by="alice"), sim.now, WALL0 + sim.now)
+    closed = []
+    for _ in range(60):
+        sim.loop.receive(worker_second(sim.now, sim.rng, legit=30, flood=0))
+        sim.now += 1.0
+        closed += sim.loop.tick(sim.now, WALL0 + sim.now).closed
+    (incident,) = closed
+    sim.loop.facts.save(incident, tmp_path, WALL0 + sim.now)
+    saved, facts = load(tmp_path, incident.id)
+    assert facts is not None and saved.id == incident.id
+    assert facts.signatures and any(("user_agent", BOT) in r.signature.conditions for r in facts.signatures)
+    assert facts.top.user_agents[0].value == BOT and facts.top.user_agents[0].share > 0.9
+    assert facts.impact.success_rate == 1.0 and facts.impact.success_rate_before == 1.0
+    assert [(a.what, a.by) for a in facts.actions] == [
+        ("pinned the mode to under_attack", "alice"),
+        ("lifted the mode pin", "alice"),
+    ]
+    html = render(build_report(saved, facts, generated=WALL0 + sim.now), "html")
+    assert BOT in (html if isinstance(html, str) else html.decode())
