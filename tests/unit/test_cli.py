@@ -15,8 +15,10 @@ import trustme
 from click.testing import CliRunner, Result
 
 from shieldwall import __version__
+from shieldwall.challenge.keys import load, load_or_create
 from shieldwall.cli.main import main
 from shieldwall.config import Settings
+from shieldwall.dataplane.challenges import secret_path
 from shieldwall.dataplane.listen import ListenError
 from shieldwall.state.ban_store import StateDirError
 
@@ -393,3 +395,17 @@ def test_run_reads_the_asn_and_country_data_first(supervisor: FakeSupervisor, tm
     result = invoke("run", "--config", str(path), "--upstream", "http://127.0.0.1:9000")
     assert result.exit_code == 2 and "client_data.ipdata[0]: " in result.stderr
     assert supervisor.calls == []
+
+
+def test_challenge_rotate_secret_keeps_the_previous_master(tmp_path: Path) -> None:
+    config = write(tmp_path, f'[server]\nstate_dir = "{tmp_path / "state"}"\n')
+    missing = invoke("challenge", "rotate-secret", "--config", str(config))
+    assert missing.exit_code == 2 and "first starts" in missing.stderr
+    path = secret_path(tmp_path / "state")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    before = load_or_create(path)
+    result = invoke("challenge", "rotate-secret", "--config", str(config))
+    assert result.exit_code == 0, result.stderr
+    after = load(path)
+    assert after.generation == before.generation + 1 and after.previous == before.current
+    assert "generation 2" in result.stdout and "kill -HUP" in result.stdout

@@ -5,17 +5,22 @@ when it changed. A pin from the operator holds the mode."""
 from __future__ import annotations
 
 import json
+import logging
 import random
+import time
 
+from shieldwall.config.detector_schema import Detector
 from shieldwall.control.loop import ControlLoop
+from shieldwall.control.process import _prune
 from shieldwall.control.state import ControlState, Pin
 from shieldwall.detector.config import DetectorConfig
 from shieldwall.detector.counters import Answered, Outcome, SecondCounters
 from shieldwall.detector.events import Mode
 from shieldwall.detector.features import FEATURE_NAMES, Features
-from shieldwall.report.files import load
 from shieldwall.report.formats import render
 from shieldwall.report.model import build_report
+from shieldwall.report.store import load
+from shieldwall.state import incident_store
 
 WALL0 = 1_800_000_000.0
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -179,3 +184,30 @@ def test_a_closed_incident_is_saved_with_the_facts_a_report_needs(tmp_path) -> N
     ]
     html = render(build_report(saved, facts, generated=WALL0 + sim.now), "html")
     assert BOT in (html if isinstance(html, str) else html.decode())
+    incident_store.shared(tmp_path).close()
+
+
+def test_a_new_signature_is_written_into_the_incident_timeline() -> None:
+    sim = Simulation()
+    sim.run(40)
+    sim.run(15, flood=1500)
+    incident = sim.loop.detector.incident
+    assert incident is not None
+    noted = [event for event in incident.timeline if event.kind == "signature"]
+    assert noted and BOT in noted[0].reason and noted[0].incident == incident.id
+
+
+def test_the_control_process_prunes_to_the_configured_retention_and_logs_a_failure(tmp_path, caplog) -> None:
+    for n in range(3):
+        incident_store.shared(tmp_path).save(
+            incident_store.Record(f"INC-{n}", time.time() - n, None, "elevated", 1.0, "{}"), time.time()
+        )
+    with caplog.at_level(logging.INFO, logger="shieldwall.control"):
+        _prune(tmp_path, Detector(incidents_kept=1))
+    assert [x.id for x in incident_store.shared(tmp_path).listings()] == ["INC-0"]
+    assert "deleted 2 old incidents" in caplog.text
+    incident_store.shared(tmp_path).close()
+    incident_store.database_path(tmp_path).write_bytes(b"\0garbage" * 1000)
+    _prune(tmp_path, Detector())  # logged, not raised: the control process keeps running
+    assert "cannot prune old incidents" in caplog.text and "file is not a database" in caplog.text
+    incident_store.shared(tmp_path).close()

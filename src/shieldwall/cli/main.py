@@ -21,6 +21,7 @@ import click
 from shieldwall import __version__
 from shieldwall.cli.admin import admin
 from shieldwall.cli.bans import bans
+from shieldwall.cli.challenge import challenge
 from shieldwall.cli.demo import demo
 from shieldwall.cli.drill import drill
 from shieldwall.cli.errors import EXIT_BAD_CONFIG, exit_on_config_error
@@ -188,5 +189,6 @@ main.add_command(bans)
 main.add_command(demo)
 main.add_command(drill)
 main.add_command(mode)
+main.add_command(challenge)
 main.add_command(report)
 main.add_command(top)

@@ -33,6 +33,7 @@ from shieldwall.report.facts import Action
 
 log = logging.getLogger("shieldwall.control")
 
+SIGNATURE_EVENT = "signature"  # an incident timeline event: a signature was put in force
 MINE_EVERY = 5.0  # seconds between mining runs while under attack
 BASELINE_SAMPLE = 5000  # feature vectors kept from calm seconds
 ATTACK_SAMPLE = 5000  # feature vectors kept since the mode left NORMAL
@@ -131,7 +132,7 @@ class ControlLoop:
         closed = self.detector.pop_closed()
         if closed:
             self.signatures.end_incident()
-        signatures_changed = self._mine(now, now_wall) if mode is not Mode.NORMAL else False
+        signatures_changed = self._mine(now, now_wall, events) if mode is not Mode.NORMAL else False
         signatures_changed |= bool(self.signatures.expire(now_wall))
         incident = self.detector.incident
         state = ControlState(
@@ -157,7 +158,8 @@ class ControlLoop:
         """What the shield answered to the request with this reference ID, if it was recent enough."""
         return self._answers.get(ref)
 
-    def _mine(self, now: float, now_wall: float) -> bool:
+    def _mine(self, now: float, now_wall: float, events: list[Event]) -> bool:
+        """Mine signatures (every MINE_EVERY s); each new one goes into the incident's timeline too."""
         if not self.mine_signatures or now < self._next_mining or not self._attack or not self._baseline:
             return False
         self._next_mining = now + MINE_EVERY
@@ -174,12 +176,10 @@ class ControlLoop:
         )
         added = self.signatures.propose(found, now_wall)
         for signature in added:
-            log.warning(
-                "signature %s (%s): %s; covers %.0f%% of the attack, %.2f%% of normal traffic",
-                signature.id,
-                signature.action,
-                signature.describe(),
-                signature.coverage * 100,
-                signature.collateral * 100,
+            words = (
+                f"signature {signature.id} ({signature.action}): {signature.describe()}; covers "
+                f"{signature.coverage:.0%} of the attack, {signature.collateral:.2%} of normal traffic"
             )
+            log.warning("%s", words)
+            events.append(self.detector.note(Event(SIGNATURE_EVENT, now, now_wall, reason=words)))
         return bool(found)
