@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from helpers.rawhttp import Connection
+from shieldwall.detector.events import Mode
+from shieldwall.report import store
+from shieldwall.state import incident_store
 
 pytestmark = pytest.mark.integration
 
@@ -82,10 +85,12 @@ def test_a_flood_is_detected_challenged_and_stepped_back_from(start_shield, tmp_
     wait_for(lambda: state_of(state_dir)["mode"] == "normal", 20, "the way back to normal")
     assert time.monotonic() - calm >= 2 * DETECTOR["hold"] - 1, "one hold per step down"
     wait_for(lambda: status_from(shield.address, "127.0.7.1") == 200, 3, "full speed again")
-    incidents = [path for path in (state_dir / "incidents").glob("INC-*.json") if ".facts." not in path.name]
-    assert len(incidents) == 1
-    record = json.loads(incidents[0].read_text())
-    assert "under_attack" in json.dumps(record)
+    (listing,) = incident_store.shared(state_dir).listings()  # read while the shield writes
+    assert listing.peak_mode == "under_attack"
+    incident, _ = store.load(state_dir, listing.id)
+    assert incident.peak_mode is Mode.UNDER_ATTACK
+    assert Mode.UNDER_ATTACK in {event.new for event in incident.timeline}
+    incident_store.shared(state_dir).close()
 
 
 def test_an_operator_pin_holds_the_mode_until_lifted(start_shield, tmp_path: Path) -> None:

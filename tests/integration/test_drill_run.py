@@ -48,7 +48,7 @@ def test_a_short_drill_through_the_shield_is_scored_and_plausible(tmp_path: Path
     crawler = run.habits["during"]["crawler"]
     assert crawler["requests"] > 0 and crawler["ok"] == crawler["requests"]
     assert run.solver["solved"] > 0 and run.solver["failed"] == 0
-    assert run.incidents and all(path.is_file() for path in run.incidents)
+    assert run.incidents and all(incident.startswith("INC-") for incident in run.incidents)
     assert all(report.is_file() for files in reports for report in files.reports)
     document = json.loads(json.dumps(drill_json(plan, [run], reports)))
     assert document["setups"][0]["attack"]["sent"] == during.attack_sent

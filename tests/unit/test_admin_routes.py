@@ -23,8 +23,8 @@ from shieldwall.detector.counters import Answered
 from shieldwall.detector.events import Mode
 from shieldwall.detector.signatures import Signature
 from shieldwall.limiter.bans import Ban
-from shieldwall.report import files
-from shieldwall.state import ban_store
+from shieldwall.report import store
+from shieldwall.state import ban_store, incident_store
 
 
 @pytest.fixture
@@ -376,7 +376,7 @@ def test_incidents_are_listed_newest_first_and_read_as_file_or_report(rig: Admin
     older = hour_incident(120, WALL0 - 10_000)
     newer = hour_incident(60, WALL0)
     for incident in (older, newer):
-        files.save(rig.state_dir, incident)
+        store.save(rig.state_dir, incident, now=WALL0)
     listed = rig.client.get(f"{API}/incidents", headers=rig.auth).json()
     assert [entry["id"] for entry in listed] == [newer.id, older.id]
     assert listed[0] == {
@@ -404,6 +404,16 @@ def test_incidents_are_listed_newest_first_and_read_as_file_or_report(rig: Admin
     ).json()
     assert stix["type"] == "bundle"
     assert rig.client.get(f"{API}/incidents?limit=1", headers=rig.auth).json()[0]["id"] == newer.id
+    incident_store.shared(rig.state_dir).close()
+
+
+def test_a_damaged_incidents_database_is_a_503_saying_so(rig: AdminRig) -> None:
+    (rig.state_dir / "incidents.sqlite3").write_bytes(b"\0garbage" * 1000)
+    for path in ("/incidents", "/incidents/INC-20000101-000000"):
+        response = rig.client.get(f"{API}{path}", headers=rig.auth)
+        assert response.status_code == 503
+        assert "incidents.sqlite3: file is not a database" in response.json()["error"]
+    incident_store.shared(rig.state_dir).close()
 
 
 def test_unknown_and_malformed_incident_ids(rig: AdminRig) -> None:

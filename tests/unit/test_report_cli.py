@@ -1,10 +1,12 @@
-"""`shieldwall report INCIDENT`, driven through click's CliRunner against incident files in a temporary
-state_dir: each format written to a file or stdout, facts and TLP laid over, and every bad input
-refused with exit 2 and a message saying what is wrong."""
+"""`shieldwall report INCIDENT`, driven through click's CliRunner against the incidents database in a
+temporary state_dir: each format written to a file or stdout, facts and TLP laid over, and every bad
+input (a damaged, locked or newer database too) refused with exit 2 and a message saying what is wrong."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +16,14 @@ from report_sample import detector_incident, sample_facts
 
 from shieldwall.cli.report import report
 from shieldwall.detector.incidents import Incident
-from shieldwall.report import files
+from shieldwall.report import store
 from shieldwall.report.facts import ReportFacts
 from shieldwall.report.formats import FORMATS, MEDIA_TYPES, SUFFIXES, render
 from shieldwall.report.model import build_report
+from shieldwall.state import incident_store
+from shieldwall.state.incident_store import Record
+
+NOW = 1_700_000_000.0
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +32,12 @@ def incident() -> Incident:
 
 
 @pytest.fixture
-def config(tmp_path: Path, incident: Incident) -> Path:
+def config(tmp_path: Path, incident: Incident) -> Iterator[Path]:
     path = tmp_path / "shieldwall.toml"
     path.write_text(f'[server]\nstate_dir = "{tmp_path / "state"}"\n')
-    files.save(tmp_path / "state", incident, sample_facts(incident))
-    return path
+    store.save(tmp_path / "state", incident, sample_facts(incident), now=NOW)
+    yield path
+    incident_store.shared(tmp_path / "state").close()
 
 
 def invoke(config: Path, *args: str) -> Result:
@@ -75,18 +82,19 @@ def test_a_facts_file_lays_over_the_stored_facts(config: Path, incident: Inciden
 def test_an_incident_without_facts_still_reports(tmp_path: Path, incident: Incident) -> None:
     config = tmp_path / "shieldwall.toml"
     config.write_text(f'[server]\nstate_dir = "{tmp_path / "state"}"\n')
-    files.save(tmp_path / "state", incident)
+    store.save(tmp_path / "state", incident, now=NOW)
     result = invoke(config, incident.id, "--format", "md")
+    incident_store.shared(tmp_path / "state").close()
     assert result.exit_code == 0 and "# Incident report: the website" in result.stdout
 
 
 def test_an_unknown_incident_exits_2_naming_the_ones_there_are(config: Path, incident: Incident) -> None:
     result = invoke(config, "INC-20000101-000000")
     assert result.exit_code == 2 and result.stdout == ""
-    directory = config.parent / "state" / "incidents"
+    database = config.parent / "state" / "incidents.sqlite3"
     assert (
         result.stderr
-        == f"shieldwall: no incident INC-20000101-000000 in {directory} (newest there: {incident.id})\n"
+        == f"shieldwall: no incident INC-20000101-000000 in {database} (newest there: {incident.id})\n"
     )
 
 
@@ -95,6 +103,7 @@ def test_no_incidents_at_all(tmp_path: Path) -> None:
     config.write_text(f'[server]\nstate_dir = "{tmp_path / "nothing"}"\n')
     result = invoke(config, "INC-20000101-000000")
     assert result.exit_code == 2 and result.stderr.endswith("(newest there: none)\n")
+    assert not (tmp_path / "nothing").exists()  # a reader creates no database
 
 
 @pytest.mark.parametrize("bad", ["../etc/passwd", ".hidden", "INC-1.facts", "a/b", ""])
@@ -110,20 +119,61 @@ def test_a_bad_format_exits_2(config: Path, incident: Incident) -> None:
     assert "Invalid value for '--format'" in result.stderr and "'html', 'md', 'json', 'stix'" in result.stderr
 
 
-def test_a_corrupt_incident_file_exits_2(config: Path, incident: Incident) -> None:
-    path = files.incident_path(config.parent / "state", incident.id)
-    path.write_text('{"id": "x"}')
-    result = invoke(config, incident.id)
-    assert result.exit_code == 2
-    assert result.stderr.startswith(f"shieldwall: {path}: not an incident file (KeyError")
+def overwrite(config: Path, incident: Incident, **changes: str) -> Path:
+    """Store a damaged row for `incident`, as a faulty writer might; returns the database's path."""
+    saved = store.load(config.parent / "state", incident.id)[0]
+    row = Record(saved.id, saved.opened, saved.closed, saved.peak_mode.value, saved.peak_rps, **changes)
+    database = incident_store.shared(config.parent / "state")
+    database.save(row, NOW)
+    return database.path
 
 
-def test_a_corrupt_facts_file_exits_2(config: Path, incident: Incident) -> None:
-    path = files.facts_path(config.parent / "state", incident.id)
-    path.write_text('{"format": "shieldwall-report-facts/1", "tlp": "blue"}')
+def test_a_damaged_incident_exits_2(config: Path, incident: Incident) -> None:
+    path = overwrite(config, incident, document='{"id": "x"}')
     result = invoke(config, incident.id)
     assert result.exit_code == 2
-    assert result.stderr == f"shieldwall: {path}: tlp: must be one of clear, green, amber, red\n"
+    assert result.stderr.startswith(f"shieldwall: {path}: incident {incident.id} is damaged (KeyError")
+
+
+def test_damaged_facts_exit_2(config: Path, incident: Incident) -> None:
+    path = overwrite(
+        config,
+        incident,
+        document=incident.to_json(),
+        facts='{"format": "shieldwall-report-facts/1", "tlp": "blue"}',
+    )
+    result = invoke(config, incident.id)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"shieldwall: {path}: the facts of incident {incident.id}: "
+        "tlp: must be one of clear, green, amber, red\n"
+    )
+
+
+def test_a_damaged_database_exits_2_saying_what_to_do(tmp_path: Path) -> None:
+    config = tmp_path / "shieldwall.toml"
+    config.write_text(f'[server]\nstate_dir = "{tmp_path}"\n')
+    (tmp_path / "incidents.sqlite3").write_bytes(b"\0garbage" * 1000)
+    result = invoke(config, "INC-20000101-000000")
+    incident_store.shared(tmp_path).close()
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"shieldwall: {tmp_path / 'incidents.sqlite3'}: file is not a database (the file is damaged: "
+        "move it aside (shieldwall starts an empty one) and keep it to analyse)\n"
+    )
+
+
+def test_a_database_from_a_newer_shieldwall_exits_2(config: Path, incident: Incident) -> None:
+    database = incident_store.shared(config.parent / "state")
+    database.close()
+    raw = sqlite3.connect(database.path)
+    raw.execute("PRAGMA user_version = 99")
+    raw.close()
+    result = invoke(config, incident.id)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"shieldwall: {database.path} was written by a newer shieldwall (schema 99;"
+    )
 
 
 def test_a_bad_facts_option_exits_2(config: Path, incident: Incident) -> None:
@@ -138,16 +188,6 @@ def test_an_unwritable_output_exits_2(config: Path, incident: Incident) -> None:
     result = invoke(config, incident.id, "--output", str(output))
     assert result.exit_code == 2
     assert result.stderr == f"shieldwall: cannot write {output}: No such file or directory\n"
-
-
-def test_files_list_newest_first_and_ignore_facts(tmp_path: Path, incident: Incident) -> None:
-    files.save(tmp_path, incident, ReportFacts())
-    older = Incident("INC-20200101-000000", 0.0, incident.series)
-    files.save(tmp_path, older)
-    assert files.known_ids(tmp_path) == [incident.id, "INC-20200101-000000"]
-    loaded, facts = files.load(tmp_path, incident.id)
-    assert loaded == incident and facts == ReportFacts()
-    assert files.load(tmp_path, older.id)[1] is None
 
 
 def test_every_format_has_a_media_type_and_suffix(incident: Incident) -> None:

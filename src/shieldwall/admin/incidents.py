@@ -1,13 +1,14 @@
-"""/api/v1/incidents: the incidents on disk (report/files.py), each as its file or as a report.
+"""/api/v1/incidents: the stored incidents (report/store.py), each as its document or as a report.
 
-The open incident is answered from memory, fresher than its file (saved every few seconds); its report
-is made from the file, with the facts saved beside it. Files are read, and reports rendered, in a
-thread: a long incident's HTML report takes a moment and the control loop must keep ticking."""
+The open incident is answered from memory, fresher than the store (saved every few seconds); its report
+is made from the store, with the facts saved with it. The list is read from the store's summary columns;
+incidents are read and parsed, and reports rendered, in a thread: a long incident's HTML report takes a
+moment and the control loop must keep ticking. The store's connection is shared with the loop (which
+saves inline) under a lock, each use one short query."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,54 +19,50 @@ from fastapi import Path as PathParameter
 
 from shieldwall.admin.context import ApiError, Context
 from shieldwall.admin.models import INCIDENT_ID_PATTERN, IncidentSummary, errors
+from shieldwall.detector.events import Mode
 from shieldwall.detector.incidents import Incident
-from shieldwall.report import files
+from shieldwall.report import store
 from shieldwall.report.facts import ReportFacts, Tlp
 from shieldwall.report.formats import MEDIA_TYPES, SUFFIXES, Format, render
 from shieldwall.report.model import build_report
+from shieldwall.state.incident_store import IncidentStoreError, Listing, shared
 
-log = logging.getLogger("shieldwall.admin")
-
-_ERRORS = errors(400, 401, 404)
+_ERRORS = errors(400, 401, 404, 503)
 IncidentId = Annotated[
     str, PathParameter(pattern=INCIDENT_ID_PATTERN, description="e.g. INC-20240610-061821")
 ]
 
 
 def _summaries(state_dir: Path, limit: int) -> list[IncidentSummary]:
-    found = []
-    for incident_id in files.known_ids(state_dir)[:limit]:
-        try:
-            incident, _ = files.load(state_dir, incident_id)
-        except (files.IncidentNotFound, files.IncidentFileError) as exc:
-            log.warning("incident %s skipped: %s", incident_id, exc)
-            continue
-        found.append(_summary(incident))
-    return found
+    try:
+        return [_summary(listing) for listing in shared(state_dir).listings(limit)]
+    except IncidentStoreError as exc:
+        raise ApiError(503, f"{exc}; the incidents cannot be listed") from None
 
 
-def _summary(incident: Incident) -> IncidentSummary:
+def _summary(incident: Incident | Listing) -> IncidentSummary:
+    """The open incident (from memory) or a stored one (its summary columns), listed alike."""
     return IncidentSummary(
         id=incident.id,
         opened=incident.opened,
         closed=incident.closed,
-        peak_mode=incident.peak_mode,
+        peak_mode=Mode(incident.peak_mode),
         peak_rps=incident.peak_rps,
     )
 
 
 def _load(state_dir: Path, incident_id: str) -> tuple[Incident, ReportFacts | None]:
     try:
-        return files.load(state_dir, incident_id)
+        return store.load(state_dir, incident_id)
     except ValueError as exc:
         raise ApiError(400, f"{incident_id!r}: {exc}") from None
-    except files.IncidentNotFound as missing:
+    except store.IncidentNotFound as missing:
         newest = ", ".join(missing.known[:5]) or "none"
         raise ApiError(
             404, f"no incident {incident_id}; GET /api/v1/incidents lists them (newest: {newest})"
         ) from None
-    except files.IncidentFileError as exc:
-        raise ApiError(404, f"{exc}; the incident cannot be read") from None
+    except IncidentStoreError as exc:
+        raise ApiError(503, f"{exc}; the incident cannot be read") from None
 
 
 def _report(state_dir: Path, incident_id: str, fmt: Format, tlp: Tlp | None) -> str:
@@ -95,7 +92,7 @@ def router() -> APIRouter:
         "/incidents/{incident_id}",
         responses={**_ERRORS, 200: {"content": {"application/json": {}}}},
         response_class=Response,
-        summary="One incident: its timeline and per-second series (the incident file's JSON).",
+        summary="One incident: its timeline and per-second series (its stored JSON).",
     )
     async def get_incident(admin: Context, incident_id: IncidentId) -> Response:
         current = admin.control.detector.incident

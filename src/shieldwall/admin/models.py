@@ -18,7 +18,7 @@ from shieldwall.state.manual_bans import MAX_REASON, check_reason
 _DURATION_HELP = "90s, 10m, 1h, 2d, 1d12h, or permanent"
 # Documented (json_schema_extra) rather than enforced by pydantic: parse_duration's message says more.
 DURATION_PATTERN: JsonDict = {"pattern": r"^(permanent|([0-9]{1,9}[smhd])+)$"}
-INCIDENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"  # report/files.py check_id
+INCIDENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"  # report/store.py check_id
 
 
 class _Request(BaseModel):

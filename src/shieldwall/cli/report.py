@@ -1,8 +1,9 @@
 """`shieldwall report INCIDENT`: an incident's report as HTML, Markdown, JSON or a STIX 2.1 bundle, from
-the files in `server.state_dir`/incidents (report/files.py says what is there).
+the incidents database in `server.state_dir` (report/store.py), read while the shield runs.
 
 Exit codes: 0 written; 2 a bad command line, configuration, incident id or facts file, an incident
-that does not exist or cannot be read, or an output file that cannot be written."""
+that does not exist or cannot be read (a damaged or locked database too), or an output file that
+cannot be written."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from typing import Final, NoReturn
 import click
 
 from shieldwall.cli.options import CONTEXT, config_option, load_settings
-from shieldwall.report import files
+from shieldwall.report import store
 from shieldwall.report.facts import TLPS, ReportFacts, Tlp
 from shieldwall.report.formats import FORMATS, Format, render
 from shieldwall.report.model import build_report
+from shieldwall.state.incident_store import IncidentStoreError
 
 EXIT_BAD_INPUT: Final = 2
 
@@ -76,9 +78,9 @@ def report(
     tlp: Tlp | None,
     config_path: Path | None,
 ) -> None:
-    """Write the report of INCIDENT (an id such as INC-20240610-061821; `ls` the incidents directory
-    under server.state_dir for the others): summary, charts, timeline, top sources, signatures,
-    actions, impact on visitors, and answers to a CERT's incident questions.
+    """Write the report of INCIDENT (an id such as INC-20240610-061821; an unknown id lists the newest
+    ones): summary, charts, timeline, top sources, signatures, actions, impact on visitors, and
+    answers to a CERT's incident questions.
 
     \b
     shieldwall report INC-20240610-061821 --config /etc/shieldwall/shieldwall.toml -o report.html
@@ -86,13 +88,13 @@ def report(
     """
     state_dir = load_settings(config_path).server.state_dir
     try:
-        incident_record, stored = files.load(state_dir, incident)
+        incident_record, stored = store.load(state_dir, incident)
     except ValueError as exc:
         _fail(f"{incident!r}: {exc}")
-    except files.IncidentNotFound as missing:
+    except store.IncidentNotFound as missing:
         known = ", ".join(missing.known[:5]) if missing.known else "none"
-        _fail(f"no incident {incident} in {missing.directory} (newest there: {known})")
-    except files.IncidentFileError as exc:
+        _fail(f"no incident {incident} in {missing.database} (newest there: {known})")
+    except IncidentStoreError as exc:
         _fail(str(exc))
     facts = stored or ReportFacts()
     extra = _extra_facts(facts_file)

@@ -1,5 +1,6 @@
-"""`[detector]`: when the shield decides it is under attack, how fast it steps back, and what each mode
-does. The thresholds map onto detector/config.DetectorConfig (its docstring explains each default)."""
+"""`[detector]`: when the shield decides it is under attack, how fast it steps back, what each mode
+does, and how long incidents are kept. The thresholds map onto detector/config.DetectorConfig (its
+docstring explains each default); the retention goes to the incident store (state/incident_store.py)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,9 @@ class Detector(Section):
     elevated: ElevatedActions = ElevatedActions()
     under_attack: UnderAttackActions = UnderAttackActions()
     sample_size: PositiveInt = Field(default=256, description="requests sampled per worker per second")
+    incident_retention_days: PositiveInt = Field(
+        default=365, description="days an incident is kept after it ended (then deleted, daily)"
+    )
+    incidents_kept: PositiveInt = Field(
+        default=1000, description="the most incidents kept; the oldest go first"
+    )

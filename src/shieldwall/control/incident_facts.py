@@ -2,7 +2,7 @@
 incident is open (report/facts.py says what each is): the signatures in force and when, the biggest
 senders over the whole incident, what share of requests the origin answered well before and during it,
 the challenges the shield answered, and what operators did. Bans are read from the ban store when the
-facts are saved. Sans-io but for `save`, which writes the incident and its facts together."""
+facts are saved. Sans-io but for `save`, which stores the incident and its facts together."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from shieldwall.detector.counters import Outcome, Second
 from shieldwall.detector.incidents import Incident
 from shieldwall.detector.signatures import Signature
 from shieldwall.detector.sketches import Summary
+from shieldwall.report import store
 from shieldwall.report.facts import (
     AUTOMATIC,
     Action,
@@ -23,7 +24,6 @@ from shieldwall.report.facts import (
     TopSources,
     top_entries,
 )
-from shieldwall.report.files import save
 from shieldwall.state import ban_store
 
 TOP_KEPT: Final = 256  # heavy hitters kept per dimension over the whole incident
@@ -110,8 +110,9 @@ class FactsBook:
         )
 
     def save(self, incident: Incident, state_dir: Path, now_wall: float) -> None:
-        """Write the incident and its facts (report/files.py); after a closed one, start afresh."""
-        save(state_dir, incident, self.facts(incident, state_dir, now_wall))
+        """Store the incident and its facts (report/store.py); after a closed one, start afresh.
+        Raises IncidentStoreError (and keeps what it knows, to save at the next try)."""
+        store.save(state_dir, incident, self.facts(incident, state_dir, now_wall), now=now_wall)
         if incident.closed is not None:
             self._reset()
             self._before = _Ratio()

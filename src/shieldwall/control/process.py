@@ -1,11 +1,13 @@
 """The control process's event loop: telemetry in, one ControlLoop tick a second, files out.
 
 Started (and restarted when it dies) by the supervisor, with the reading end of the telemetry socket.
-It writes `state_dir`/control/state.json for the workers (control/state.py) and one JSON file per
-incident in `state_dir`/incidents/ (`Incident.to_json()`, named by the incident's id): while an incident
-is open, every INCIDENT_SAVE_EVERY seconds and on every event, and once more when it closes, so a crash
-loses at most a few seconds of its series. Operator pins arrive through `control/pin.json`, or through
-the admin API (admin/, `[admin]`), which this loop also serves.
+It writes `state_dir`/control/state.json for the workers (control/state.py) and is the one writer of
+the incidents database, `state_dir`/incidents.sqlite3 (state/incident_store.py): while an incident is
+open it is saved every INCIDENT_SAVE_EVERY seconds and on every event, and once more when it closes, so
+a crash loses at most a few seconds of its series. Each save is one short SQLite transaction, made
+inline on this loop. At start and then daily, incidents beyond `detector.incident_retention_days` or
+`detector.incidents_kept` are deleted. Operator pins arrive through `control/pin.json`, or through the
+admin API (admin/, `[admin]`), which this loop also serves.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from shieldwall.admin.server import start_admin
 from shieldwall.alerts.alerter import start_alerter
+from shieldwall.config.detector_schema import Detector
 from shieldwall.config.schema import Settings
 from shieldwall.control.incident_facts import FactsBook
 from shieldwall.control.loop import ControlLoop, Tick
@@ -28,11 +31,13 @@ from shieldwall.control.settings import detector_config
 from shieldwall.control.state import PIN_FILE, Pin, StateReader, control_dir, write_state
 from shieldwall.core.clock import SystemClock
 from shieldwall.detector.events import Event
+from shieldwall.state.incident_store import DAY, IncidentStoreError, shared
 
 log = logging.getLogger("shieldwall.control")
 
 TICK = 1.0
 INCIDENT_SAVE_EVERY = 10.0
+PRUNE_EVERY = DAY
 _MAX_MESSAGE = 1 << 20
 
 
@@ -67,6 +72,8 @@ async def _serve(settings: Settings, telemetry: socket.socket) -> None:
     alerter = start_alerter(settings.alerts)
     admin = await start_admin(settings, control, pins)  # logs why and serves nothing when it cannot
     last_saved = 0.0
+    _prune(state_dir, detector)
+    next_prune = time.monotonic() + PRUNE_EVERY
     next_tick = time.monotonic() + TICK
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -79,10 +86,17 @@ async def _serve(settings: Settings, telemetry: socket.socket) -> None:
         tick.events[:0] = events
         alerter.observe(tick.events, tick.closed, now)
         last_saved = _write(state_dir, tick, control.facts, now, last_saved)
+        if now >= next_prune:
+            _prune(state_dir, detector)
+            next_prune = now + PRUNE_EVERY
     loop.remove_reader(telemetry.fileno())
     await admin.stop()
     if control.detector.incident is not None:
-        control.facts.save(control.detector.incident, state_dir, time.time())
+        try:
+            control.facts.save(control.detector.incident, state_dir, time.time())
+        except IncidentStoreError as exc:
+            log.error("cannot save the open incident: %s", exc)
+    shared(state_dir).close()
     await alerter.aclose()
 
 
@@ -126,4 +140,23 @@ def _write(state_dir: Path, tick: Tick, facts: FactsBook, now: float, last_saved
             return now
     except OSError as exc:
         log.error("cannot write to %s: %s (the workers keep the last state)", state_dir, exc)
+    except IncidentStoreError as exc:
+        log.error(
+            "cannot save an incident: %s (an open one is saved again within %g s)", exc, INCIDENT_SAVE_EVERY
+        )
     return last_saved
+
+
+def _prune(state_dir: Path, detector: Detector) -> None:
+    """Bounded retention of the incidents; a failure is logged, and tried again the next day."""
+    try:
+        removed = shared(state_dir).prune(
+            time.time(), detector.incident_retention_days, detector.incidents_kept
+        )
+    except IncidentStoreError as exc:
+        log.error("cannot prune old incidents: %s", exc)
+        return
+    if removed:
+        log.info(
+            "deleted %d old incidents (detector.incident_retention_days, detector.incidents_kept)", removed
+        )

@@ -42,7 +42,7 @@ from shieldwall.drill.loopback import require_loopback
 from shieldwall.drill.modewatch import ModeWatch
 from shieldwall.drill.processes import StartError
 from shieldwall.drill.replay import LogEntry, Replay
-from shieldwall.drill.reports import incident_paths
+from shieldwall.drill.reports import incident_ids
 from shieldwall.drill.runtime import Bounds, Budget, Runtime
 from shieldwall.drill.scorecard import (
     Mark,
@@ -158,7 +158,7 @@ class SetupRun:
     slowdown: dict[str, float | None] = field(default_factory=dict)  # phase → scorecard.slowdown_p95
     time_to_under_attack_s: float | None = None
     time_to_normal_s: float | None = None  # from the attack's end to the mode's last return to normal
-    incidents: list[Path] = field(default_factory=list)
+    incidents: list[str] = field(default_factory=list)  # ids, in state_dir's incidents database
     state_dir: Path | None = None
     workdir: Path | None = None
     problems: list[str] = field(default_factory=list)
@@ -176,7 +176,7 @@ class SetupRun:
             "challenges": self.solver,
             "modes": self.modes,
             "signatures": self.signatures,
-            "incidents": [str(path) for path in self.incidents],
+            "incidents": self.incidents,
             "workdir": None if self.workdir is None else str(self.workdir),
             "problems": self.problems,
         }
@@ -230,7 +230,7 @@ def _attached(plan: DrillPlan, workdir: Path, view: View) -> SetupRun:
         )
     )
     if state_dir is not None:
-        result.state_dir, result.incidents = state_dir, incident_paths(state_dir)
+        result.state_dir, result.incidents = state_dir, incident_ids(state_dir)
     result.workdir = workdir
     return result
 
@@ -272,14 +272,14 @@ def _run_setup(plan: DrillPlan, setup: str, workdir: Path, view: View, linger: L
             ]
             result.workdir = workdir
             if state_dir is not None:
-                result.state_dir, result.incidents = state_dir, incident_paths(state_dir)
+                result.state_dir, result.incidents = state_dir, incident_ids(state_dir)
             if linger is not None:
                 linger(result, site_url, target_url)
     except StartError as exc:
         raise DrillError(str(exc)) from None
-    # The control process saves the open incident when it stops: only now are the files complete.
+    # The control process saves the open incident when it stops: only now is it complete.
     if state_dir is not None:
-        result.incidents = incident_paths(state_dir)
+        result.incidents = incident_ids(state_dir)
     return result
 
 

@@ -41,13 +41,13 @@ def shield_lines(run: SetupRun) -> list[str]:
 
 
 def incident_lines(run: SetupRun) -> tuple[list[str], list[IncidentFiles]]:
-    """The incident files of a shield's run, writing their HTML and STIX reports into its workdir."""
+    """The incidents of a shield's run, writing their HTML and STIX reports into its workdir."""
     if run.state_dir is None or run.workdir is None:
         return [], []
     try:
         written = write_reports(run.state_dir, run.workdir / "reports")
-    except ImportError as exc:  # the report renderers are not installed: the incident's JSON still is
-        return [f"  incident: {path}  (no report renderer: {exc})" for path in run.incidents], []
+    except ImportError as exc:  # the report renderers are not installed: the incidents are still stored
+        return [f"  incident: {incident}  (no report renderer: {exc})" for incident in run.incidents], []
     lines = []
     for files in written:
         lines.append(f"  incident: {files.incident}")
@@ -58,7 +58,7 @@ def incident_lines(run: SetupRun) -> tuple[list[str], list[IncidentFiles]]:
 
 
 def print_results(results: Sequence[SetupRun], out: Any) -> list[IncidentFiles]:
-    """The scorecard, what each shield did and its incident files; returns the reports written."""
+    """The scorecard, what each shield did and its incidents; returns the reports written."""
     print(file=out)
     print(render([run.card for run in results]), file=out, end="")
     written: list[IncidentFiles] = []

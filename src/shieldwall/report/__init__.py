@@ -11,5 +11,5 @@ inline SVG of `charts.py`), `markdown.render_markdown` (chat, email), `json_repo
 (ticketing; versioned schema), `stix.render_stix` (STIX 2.1 bundle; the only module that imports the
 stix2 library). They share their words: `summary.py` (the plain-words story), `tables.py` (every
 table's rows), `cert_questions.py` (a CERT's questions answered) and `words.py` (times, numbers).
-`files.py` says where incidents are kept on disk.
+`store.py` reads and saves incidents and their facts (state/incident_store.py keeps them in SQLite).
 """
