@@ -211,3 +211,26 @@ def test_the_control_process_prunes_to_the_configured_retention_and_logs_a_failu
     _prune(tmp_path, Detector())  # logged, not raised: the control process keeps running
     assert "cannot prune old incidents" in caplog.text and "file is not a database" in caplog.text
     incident_store.shared(tmp_path).close()
+
+
+def test_a_signature_lives_while_it_matches_and_a_ban_wave_is_in_the_timeline() -> None:
+    sim = Simulation()
+    sim.run(40)
+    sim.run(15, flood=1500)
+    (signature, *_) = sim.loop.state.signatures
+    expires = signature.expires
+    sim.loop.mine_signatures = False  # only the match counts may keep it alive now
+    for n in (1, 2):
+        counters = SecondCounters(0, sim.now)
+        for _ in range(1530):
+            counters.request(0, Outcome.ALLOW)
+        stats = {f"signature.{signature.id}": 500 * n, "bans.made": 0 if n == 1 else 25}
+        sim.loop.receive(counters.snapshot_and_reset(sim.now + 1, stats).to_bytes())
+        sim.now += 1
+        sim.loop.tick(sim.now, WALL0 + sim.now)
+    kept = next(sig for sig in sim.loop.state.signatures if sig.id == signature.id)
+    assert kept.expires > expires, "it still matched, so it lives on"
+    incident = sim.loop.detector.incident
+    assert incident is not None
+    waves = [event for event in incident.timeline if event.kind == "ban_wave"]
+    assert len(waves) == 1 and "25 clients banned" in waves[0].reason

@@ -34,6 +34,8 @@ from shieldwall.report.facts import Action
 log = logging.getLogger("shieldwall.control")
 
 SIGNATURE_EVENT = "signature"  # an incident timeline event: a signature was put in force
+BAN_WAVE_EVENT = "ban_wave"  # an incident timeline event: many clients banned at once
+BAN_WAVE = 10  # automatic bans in one second that make a wave
 MINE_EVERY = 5.0  # seconds between mining runs while under attack
 BASELINE_SAMPLE = 5000  # feature vectors kept from calm seconds
 ATTACK_SAMPLE = 5000  # feature vectors kept since the mode left NORMAL
@@ -76,6 +78,7 @@ class ControlLoop:
         self.status = StatusBook()
         self.facts = FactsBook()
         self._answers: OrderedDict[str, Answered] = OrderedDict()
+        self._totals: dict[str, int] = {}  # the workers' summed running totals at the last tick
 
     @property
     def state(self) -> ControlState:
@@ -125,6 +128,7 @@ class ControlLoop:
             self._pending.clear()
             if mode is not Mode.NORMAL:
                 self._attack.extend(features)
+        self._totals_seen(second, now, now_wall, events)
         for answer in second.answered:
             self._answers[answer.ref] = answer
         while len(self._answers) > ANSWERS_KEPT:
@@ -153,6 +157,24 @@ class ControlLoop:
         pinned = {sig.id for sig in state.signatures if self.signatures.is_pinned(sig.id)}
         self.facts.signatures(state.signatures, pinned, now_wall)
         return Tick(state if changed else None, events, closed, incident)
+
+    def _totals_seen(self, second: Second, now: float, now_wall: float, events: list[Event]) -> None:
+        """What the workers' running totals say happened this second: signatures that still match live
+        on; a wave of automatic bans goes into the incident's timeline."""
+        stats = second.stats
+        matched = {}
+        for key, total in stats.items():
+            if key.startswith("signature."):
+                name = key[len("signature.") :]
+                matched[name] = total - self._totals.get(key, 0)
+                self._totals[key] = total
+        if matched:
+            self.signatures.report_matches(matched, now_wall)
+        made = stats.get("bans.made", 0)
+        new_bans, self._totals["bans.made"] = made - self._totals.get("bans.made", made), made
+        if new_bans >= BAN_WAVE and self.detector.incident is not None:
+            words = f"ban wave: {new_bans} clients banned in one second"
+            events.append(self.detector.note(Event(BAN_WAVE_EVENT, now, now_wall, reason=words)))
 
     def lookup(self, ref: str) -> Answered | None:
         """What the shield answered to the request with this reference ID, if it was recent enough."""

@@ -30,6 +30,9 @@ class ModeEffects:
         self.state = ControlState()
         self.active = False
         self.challenge_all = self.challenge_suspicious = False
+        # Requests each signature matched (totals since the worker started): the control process keeps
+        # a signature alive while it still matches.
+        self.matched: dict[str, int] = {}
         self._decision = Decision(Action.CHALLENGE, "mode-normal")
 
     @property
@@ -53,6 +56,7 @@ class ModeEffects:
             features = features_of(view)
             for signature in self.state.signatures:
                 if signature.expires > now_wall and signature.matches(features):
+                    self.matched[signature.id] = self.matched.get(signature.id, 0) + 1
                     if signature.action == "block":
                         return Decision(Action.BLOCK, signature.id)
                     return None if gate.passes(view) else Decision(Action.CHALLENGE, signature.id)

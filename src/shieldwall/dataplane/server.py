@@ -145,6 +145,7 @@ class ShieldServer:
         self.connections: set[ClientConnection] = set()
         self.pending_proxy: set[_PendingProxyHeader] = set()
         self.tarpitted: set[Exchange] = set()  # refusals held back by tarpit rules
+        self.bans_made = 0  # automatic bans this worker made (for the incident timeline's ban waves)
         self.stats_refused: Counter[str] = Counter()  # why connections/requests were refused (telemetry)
         self.draining = False
         self._servers: list[asyncio.Server] = []
@@ -246,7 +247,10 @@ class ShieldServer:
 
     def offence(self, ip: str, prefix: str) -> bool:
         """A request of this client was refused; True when that earned it a ban."""
-        return self.bans.offence(ip, prefix, self.clock.wall()) is not None
+        if self.bans.offence(ip, prefix, self.clock.wall()) is None:
+            return False
+        self.bans_made += 1
+        return True
 
     # ---------------------------------------------------------------- admission control
 
@@ -282,6 +286,8 @@ class ShieldServer:
         figures = {f"refused.{reason}": count for reason, count in self.stats_refused.items()}
         figures["connections.open"] = len(self.connections)
         figures["bans.entries"] = len(self.bans.table)
+        figures["bans.made"] = self.bans_made
+        figures.update({f"signature.{sig}": count for sig, count in self.mode_effects.matched.items()})
         figures["upstream.pool_busy"] = len(self.pool.busy)
         figures["upstream.pool_idle"] = len(self.pool.idle)
         if self.door is not None:
