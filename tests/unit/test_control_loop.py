@@ -17,6 +17,7 @@ from shieldwall.detector.config import DetectorConfig
 from shieldwall.detector.counters import Answered, Outcome, SecondCounters
 from shieldwall.detector.events import Mode
 from shieldwall.detector.features import FEATURE_NAMES, Features
+from shieldwall.net.ipdata import IpData
 from shieldwall.report.formats import render
 from shieldwall.report.model import build_report
 from shieldwall.report.store import load
@@ -177,6 +178,7 @@ def test_a_closed_incident_is_saved_with_the_facts_a_report_needs(tmp_path) -> N
     assert facts is not None and saved.id == incident.id
     assert facts.signatures and any(("user_agent", BOT) in r.signature.conditions for r in facts.signatures)
     assert facts.top.user_agents[0].value == BOT and facts.top.user_agents[0].share > 0.9
+    assert facts.top.fingerprints and facts.top.fingerprints[0].value == "a1b2c3d4"
     assert facts.impact.success_rate == 1.0 and facts.impact.success_rate_before == 1.0
     assert [(a.what, a.by) for a in facts.actions] == [
         ("pinned the mode to under_attack", "alice"),
@@ -234,3 +236,21 @@ def test_a_signature_lives_while_it_matches_and_a_ban_wave_is_in_the_timeline() 
     assert incident is not None
     waves = [event for event in incident.timeline if event.kind == "ban_wave"]
     assert len(waves) == 1 and "25 clients banned" in waves[0].reason
+
+
+def test_with_asn_data_the_facts_name_the_networks_behind_the_top_prefixes(tmp_path) -> None:
+    table = tmp_path / "ip2asn.tsv"
+    table.write_text(
+        "198.51.0.0\t198.51.255.255\t64501\tZZ\tEXAMPLE-ISP\n"
+        "203.0.0.0\t203.0.255.255\t64500\tZZ\tEXAMPLE-HOSTING\n"
+    )
+    sim = Simulation()
+    sim.loop.facts.ipdata = IpData.load(table)
+    sim.run(40)
+    sim.run(15, flood=1500)
+    incident = sim.loop.detector.incident
+    assert incident is not None
+    facts = sim.loop.facts.facts(incident, tmp_path, WALL0 + sim.now)
+    top, *rest = facts.top.asns
+    assert (top.value, top.label) == ("AS64500", "EXAMPLE-HOSTING"), "the flood's network comes first"
+    assert all(entry.requests < top.requests for entry in rest)

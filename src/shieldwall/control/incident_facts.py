@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from shieldwall.detector.counters import Outcome, Second
+from shieldwall.detector.features import FEATURE_NAMES
 from shieldwall.detector.incidents import Incident
 from shieldwall.detector.signatures import Signature
 from shieldwall.detector.sketches import Summary
+from shieldwall.net.ipdata import IpLookup
 from shieldwall.report import store
 from shieldwall.report.facts import (
     AUTOMATIC,
@@ -21,11 +23,13 @@ from shieldwall.report.facts import (
     ImpactFacts,
     ReportFacts,
     SignatureRecord,
+    TopEntry,
     TopSources,
     top_entries,
 )
 from shieldwall.state import ban_store
 
+_HEADER_ORDER: Final = FEATURE_NAMES.index("header_order")
 TOP_KEPT: Final = 256  # heavy hitters kept per dimension over the whole incident
 _DIMENSIONS: Final = {"prefix": "prefixes", "user_agent": "user_agents"}
 
@@ -47,12 +51,16 @@ class _Ratio:
 
 
 class FactsBook:
-    def __init__(self) -> None:
+    def __init__(self, ipdata: IpLookup | None = None) -> None:
+        self.ipdata = ipdata  # the operator's ASN data ([client_data]), to name the networks behind prefixes
         self._before = _Ratio()  # the calm seconds before the current incident
         self._reset()
 
     def _reset(self) -> None:
         self._during = _Ratio()
+        # Header-order fingerprints from the sampled requests, each counted for the requests it stands
+        # for (the sample is uniform over the second's requests).
+        self._fingerprints: dict[str, float] = {}
         self._top: dict[str, Summary] = {}
         self._requests = 0
         self._challenged = 0
@@ -66,6 +74,11 @@ class FactsBook:
         self._during.add(second)
         self._requests += second.requests
         self._challenged += second.by_outcome[Outcome.CHALLENGE]
+        if second.sample:
+            weight = second.sample_seen / len(second.sample)
+            for vector in second.sample:
+                key = vector[_HEADER_ORDER]
+                self._fingerprints[key] = self._fingerprints.get(key, 0.0) + weight
         for name in _DIMENSIONS:
             part = second.top.get(name)
             if part is not None:
@@ -95,7 +108,12 @@ class FactsBook:
                 field: top_entries(self._top[name], total=self._requests)
                 for name, field in _DIMENSIONS.items()
                 if name in self._top
-            }
+            },
+            asns=self._asns(),
+            fingerprints=tuple(
+                TopEntry(value, round(count), count / self._requests if self._requests else 0.0)
+                for value, count in sorted(self._fingerprints.items(), key=lambda kv: -kv[1])[:10]
+            ),
         )
         return ReportFacts(
             signatures=tuple(self._signatures.values()),
@@ -107,6 +125,25 @@ class FactsBook:
                 success_rate_before=self._before.value,
                 challenges_issued=self._challenged,
             ),
+        )
+
+    def _asns(self) -> tuple[TopEntry, ...]:
+        """The top prefixes' requests added up by the autonomous system of each prefix's first address,
+        when the operator gave ASN data; () without it."""
+        summary = self._top.get("prefix")
+        if self.ipdata is None or summary is None:
+            return ()
+        by_asn: dict[int, list[Any]] = {}
+        for prefix, count, _ in summary.entries:
+            info = self.ipdata.lookup(prefix.partition("/")[0])
+            if info is not None and info.asn:
+                entry = by_asn.setdefault(info.asn, [0, info.as_name])
+                entry[0] += count
+        total = self._requests
+        ranked = sorted(by_asn.items(), key=lambda item: -item[1][0])[:10]
+        return tuple(
+            TopEntry(f"AS{asn}", count, count / total if total else 0.0, name)
+            for asn, (count, name) in ranked
         )
 
     def save(self, incident: Incident, state_dir: Path, now_wall: float) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from shieldwall.admin.server import start_admin
 from shieldwall.alerts.alerter import start_alerter
+from shieldwall.config.client_data_schema import open_client_data
 from shieldwall.config.detector_schema import Detector
 from shieldwall.config.schema import Settings
 from shieldwall.control.incident_facts import FactsBook
@@ -31,6 +32,7 @@ from shieldwall.control.settings import detector_config
 from shieldwall.control.state import PIN_FILE, Pin, StateReader, control_dir, write_state
 from shieldwall.core.clock import SystemClock
 from shieldwall.detector.events import Event
+from shieldwall.net.ipdata import DataFileError
 from shieldwall.state.incident_store import DAY, IncidentStoreError, shared
 
 log = logging.getLogger("shieldwall.control")
@@ -65,6 +67,8 @@ async def _serve(settings: Settings, telemetry: socket.socket) -> None:
         signature_ttl=detector.signature_ttl,
         clock=SystemClock(),
     )
+    with contextlib.suppress(DataFileError):  # the workers report a broken file; reports just lack ASNs
+        control.facts.ipdata = open_client_data(settings.client_data)
     telemetry.setblocking(False)
     loop.add_reader(telemetry.fileno(), _drain, telemetry, control)
     state_dir = settings.server.state_dir
