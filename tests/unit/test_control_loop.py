@@ -254,3 +254,14 @@ def test_with_asn_data_the_facts_name_the_networks_behind_the_top_prefixes(tmp_p
     top, *rest = facts.top.asns
     assert (top.value, top.label) == ("AS64500", "EXAMPLE-HOSTING"), "the flood's network comes first"
     assert all(entry.requests < top.requests for entry in rest)
+
+
+def test_the_status_names_the_route_classes() -> None:
+    loop = ControlLoop(CONFIG, rng=random.Random(1), route_labels=("/search",))
+    counters = SecondCounters(0, 100.0, route_classes=2)
+    counters.request(1, Outcome.ALLOW)
+    counters.request(0, Outcome.ALLOW)
+    counters.request(1, Outcome.ALLOW)
+    loop.receive(counters.snapshot_and_reset(101.0).to_bytes())
+    loop.tick(101.0, WALL0 + 101)
+    assert loop.status.snapshot["now"]["by_route"] == {"other": 1.0, "/search": 2.0}

@@ -97,3 +97,15 @@ def test_requests_the_shield_answered_itself_go_out_with_their_reference(make_ri
     assert second.stats["refused.challenged"] == 1 and second.stats["connections.open"] == 1
     reader.close()
     writer.close()
+
+
+def test_requests_are_counted_by_route_class(make_rig) -> None:
+    rig = make_rig({"detector": {"route_classes": ["/search", "/api/"]}})
+    for target in ("/search?q=1", "/api/events", "/news"):
+        rig.client.data_received(get(target))
+        rig.origin_says(OK)
+        rig.client_t.take()
+    assert rig.server.telemetry.counters.by_route == [1, 1, 1]
+    rig.client.data_received(get("/search"))
+    rig.origin_says(OK)
+    assert rig.server.telemetry.counters.by_route == [1, 2, 1]

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from shieldwall.config.validators import NonNegativeInt, PositiveFloat, PositiveInt, Section, StrictBool
 
 NonNegativeFloat = Annotated[float, Field(ge=0, strict=True)]
+
+
+def _path_prefix(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("a path prefix starts with '/'; write e.g. /search")
+    return value
 
 
 class ElevatedActions(Section):
@@ -64,6 +70,12 @@ class Detector(Section):
     elevated: ElevatedActions = ElevatedActions()
     under_attack: UnderAttackActions = UnderAttackActions()
     sample_size: PositiveInt = Field(default=256, description="requests sampled per worker per second")
+    route_classes: tuple[Annotated[str, AfterValidator(_path_prefix)], ...] = Field(
+        default=(),
+        max_length=15,
+        description="path prefixes counted apart (a request's class is the first that matches; the rest are "
+        "'other'), e.g. ['/search', '/api/', '/donate']",
+    )
     incident_retention_days: PositiveInt = Field(
         default=365, description="days an incident is kept after it ended (then deleted, daily)"
     )

@@ -61,7 +61,9 @@ class ControlLoop:
         signature_ttl: float = 120.0,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        route_labels: tuple[str, ...] = (),
     ) -> None:
+        """`route_labels`: the [detector] route_classes, naming the workers' route counters."""
         self.detector = Detector(config)
         self.config = config
         self.mine_signatures = signatures
@@ -75,7 +77,7 @@ class ControlLoop:
         self._next_mining = 0.0
         self._state = ControlState()
         self.last_second: Second | None = None
-        self.status = StatusBook()
+        self.status = StatusBook(route_labels)
         self.facts = FactsBook()
         self._answers: OrderedDict[str, Answered] = OrderedDict()
         self._totals: dict[str, int] = {}  # the workers' summed running totals at the last tick

@@ -66,6 +66,7 @@ async def _serve(settings: Settings, telemetry: socket.socket) -> None:
         signatures=detector.signatures,
         signature_ttl=detector.signature_ttl,
         clock=SystemClock(),
+        route_labels=detector.route_classes,
     )
     with contextlib.suppress(DataFileError):  # the workers report a broken file; reports just lack ASNs
         control.facts.ipdata = open_client_data(settings.client_data)

@@ -5,6 +5,7 @@ one shape, so they always agree.
     {"version": 1, "wall": ..., "mode": "normal", "pinned": false, "incident": null,
      "detector": {...DetectorStatus.to_dict()...},
      "now": {"rps": ..., "legit_rps": ..., "mitigated_rps": ..., "by_outcome": {"allow": ...},
+             "by_route": {"other": ..., "/search": ...},
              "origin": {"p50": s, "p95": s, "error_share": ..., "inflight": ...},
              "distinct_clients": ..., "new_connections": ...},
      "top": {"prefix": [[key, count], ...], "path": [...], "user_agent": [...], "client_ip": [...]},
@@ -30,7 +31,8 @@ TOP: Final = 10
 class StatusBook:
     """Keeps the history and builds the snapshot each tick."""
 
-    def __init__(self) -> None:
+    def __init__(self, route_labels: tuple[str, ...] = ()) -> None:
+        self.route_labels = ("other", *route_labels)  # by_route[i]'s name
         self.history: deque[tuple[float, float, float, float, str]] = deque(maxlen=HISTORY)
         self.snapshot: dict[str, Any] = {"version": VERSION, "mode": "normal", "history": []}
 
@@ -63,6 +65,10 @@ class StatusBook:
                     "p95": p95,
                     "error_share": second.error_share,
                     "inflight": second.inflight,
+                },
+                "by_route": {
+                    label: count / duration
+                    for label, count in zip(self.route_labels, second.by_route, strict=False)
                 },
                 "distinct_clients": round(second.clients.estimate()),
                 "new_connections": second.new_connections / duration,

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shieldwall.telemetry")
 
-DEFAULT_ROUTE: Final = 0  # route classes are for later; every request is in class 0 for now
+OTHER_ROUTE: Final = 0  # requests under none of [detector] route_classes
 
 
 class WorkerTelemetry:
@@ -39,7 +39,12 @@ class WorkerTelemetry:
         wall: Callable[[], float],
     ) -> None:
         self.wall = wall
-        self.counters = SecondCounters(worker_id, now, sample_size=settings.detector.sample_size)
+        detector = settings.detector
+        # Route class 0 is "other"; class i is the i-th of [detector] route_classes (first match wins).
+        self.route_prefixes = tuple(prefix.encode() for prefix in detector.route_classes)
+        self.counters = SecondCounters(
+            worker_id, now, route_classes=1 + len(self.route_prefixes), sample_size=detector.sample_size
+        )
         self.sock = sock
         self._state_reader = StateReader(control_dir(settings.server.state_dir) / STATE_FILE)
         self.dropped = 0  # seconds the control process did not take
@@ -47,10 +52,11 @@ class WorkerTelemetry:
     def finished(self, ex: Exchange, prefix: str) -> None:
         """An exchange is answered: count it (its `outcome`), sketch it, maybe sample it."""
         counters = self.counters
-        counters.request(DEFAULT_ROUTE, ex.outcome)
         head = ex.head
         if head is None:
+            counters.request(OTHER_ROUTE, ex.outcome)
             return
+        counters.request(self.route_class(head.target), ex.outcome)
         path = head.target.partition(b"?")[0]
         user_agent = b""
         for name, value in head.headers:
@@ -75,6 +81,14 @@ class WorkerTelemetry:
         if counters.sample.wants():
             features = features_of(request_view(head, ip, prefix))
             counters.sample.put(tuple(getattr(features, name) for name in FEATURE_NAMES))
+
+    def route_class(self, target: bytes) -> int:
+        """1 + the index of the first route prefix the target starts with; 0 for none (a short loop:
+        at most 15 prefixes, and none configured costs one empty loop)."""
+        for index, prefix in enumerate(self.route_prefixes, 1):
+            if target.startswith(prefix):
+                return index
+        return OTHER_ROUTE
 
     def on_tick(self, now: float, stats: Callable[[], dict[str, int]]) -> ControlState | None:
         """Ship the second (with the worker's `stats()`) if one has passed; the control state if it
