@@ -55,8 +55,8 @@ def test_a_short_drill_through_the_shield_is_scored_and_plausible(tmp_path: Path
     assert run.problems == []
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
 def test_the_shipped_nginx_config_is_one_nginx_accepts(tmp_path: Path) -> None:
+    assert shutil.which("nginx"), "Debian's nginx is missing: make test installs it (scripts/ensure-debs)"
     config = tmp_path / "nginx.conf"
     config.write_text(nginx_config_text(directory=tmp_path, port=18089, site_port=18090))
     checked = subprocess.run(

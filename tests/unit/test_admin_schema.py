@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-schemathesis = pytest.importorskip("schemathesis")
-
-from admin_rig import AdminRig  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
+import schemathesis
+from admin_rig import AdminRig
+from hypothesis import HealthCheck, settings
 
 _DIRECTORY = Path(tempfile.mkdtemp(prefix="shieldwall-admin-schema-"))
 RIG = AdminRig(_DIRECTORY, {"bans": {"allowlist": ["10.0.0.0/8"]}})

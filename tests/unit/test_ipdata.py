@@ -8,6 +8,8 @@ import itertools
 import shutil
 from pathlib import Path
 
+import mmdb_writer
+import netaddr
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -246,17 +248,14 @@ def test_open_ipdata_gives_the_table_for_one_tsv_file():
 
 @pytest.fixture(scope="module")
 def geolite(tmp_path_factory) -> tuple[Path, Path]:
-    pytest.importorskip("maxminddb")
-    writer_module = pytest.importorskip("mmdb_writer")
-    netaddr = pytest.importorskip("netaddr")
     folder = tmp_path_factory.mktemp("mmdb")
-    asn = writer_module.MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN")
+    asn = mmdb_writer.MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN")
     asn.insert_network(
         netaddr.IPSet(["66.249.64.0/19", "2001:4860::/32"]),
         {"autonomous_system_number": 15169, "autonomous_system_organization": "GOOGLE"},
     )
     asn.insert_network(netaddr.IPSet(["198.51.100.0/24"]), {"autonomous_system_number": 64496})
-    country = writer_module.MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-Country")
+    country = mmdb_writer.MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-Country")
     country.insert_network(netaddr.IPSet(["66.249.0.0/16"]), {"country": {"iso_code": "US"}})
     country.insert_network(
         netaddr.IPSet(["192.0.2.0/24"]),  # no "country": where the block is registered instead
@@ -307,7 +306,6 @@ def test_chain_prefers_the_first_source_that_knows(geolite):
 
 
 def test_unusable_mmdb_files_are_reported(tmp_path):
-    pytest.importorskip("maxminddb")
     with pytest.raises(DataFileError, match=r"missing\.mmdb: cannot read"):
         MmdbData(tmp_path / "missing.mmdb")
     garbage = tmp_path / "garbage.mmdb"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from markdown_it import MarkdownIt
 from report_sample import HOSTILE_AGENT, detector_incident, sample_facts
 
 from shieldwall.report.cert_questions import cert_text
@@ -60,8 +61,7 @@ def test_escaping() -> None:
 
 
 def test_hostile_values_render_as_typed(text: str) -> None:
-    markdown_it = pytest.importorskip("markdown_it")
-    rendered = markdown_it.MarkdownIt("commonmark").enable("table").render(text)
+    rendered = MarkdownIt("commonmark").enable("table").render(text)
     assert "<script" not in rendered and "<a " not in rendered
     assert "<strong>bold</strong>" not in rendered and "<code>code</code>" not in rendered
     assert "&lt;script&gt;alert(" in rendered
