@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from shieldwall.control.state import Pin, write_pin
+from shieldwall.detector.events import Mode
 from shieldwall.drill.processes import Child, free_port
 
 TEMPLATES = Path(__file__).parent / "nginx"
@@ -58,6 +60,8 @@ def shield_config_toml(
     # nginx's limit_req never bans; with automatic bans on, wrk's client would be banned after 30
     # refusals and the 429 row would measure refusals at accept instead (cheaper, but not comparable).
     lines += ["", "[bans]", "enabled = false"]
+    # The admin listener's fixed default port could collide with another run; the API is not measured.
+    lines += ["", "[admin]", "enabled = false"]
     return "\n".join(lines) + "\n"
 
 
@@ -125,6 +129,10 @@ class Servers:
                 state_dir=self.workdir / "state",
             )
         )
+        # wrk's load is a flood by the detector's measure: left alone, the shield would go under_attack
+        # and challenge wrk, and the rows would measure challenge pages. Pinned to normal, the detector
+        # and its per-request counting still run, as they do for a site in peacetime.
+        write_pin(self.workdir / "state", Pin(Mode.NORMAL, None, "make bench"))
         argv = [sys.executable, "-m", "shieldwall", "run", "--config", str(conf), "--workers", "1"]
         return self._start("shieldwall", argv, port, cpu)
 
