@@ -9,7 +9,7 @@ import socket
 from fake_transport import FakeTransport
 
 from shieldwall.control.state import ControlState
-from shieldwall.detector.counters import Outcome, WorkerSecond
+from shieldwall.detector.counters import MAX_ANSWERED, Answered, Outcome, WorkerSecond
 from shieldwall.detector.events import Mode
 from shieldwall.detector.signatures import Signature
 
@@ -109,3 +109,11 @@ def test_requests_are_counted_by_route_class(make_rig) -> None:
     rig.client.data_received(get("/search"))
     rig.origin_says(OK)
     assert rig.server.telemetry.counters.by_route == [1, 2, 1]
+
+
+def test_past_its_cap_a_second_builds_no_more_answered_records(rig) -> None:
+    counters = rig.server.telemetry.counters
+    for n in range(MAX_ANSWERED + 5):
+        if counters.wants_answer():
+            counters.answer(Answered(f"SW-{n:012d}", 0.0, "203.0.113.7", "GET", "/", 429, "request rate"))
+    assert len(counters.answered) == MAX_ANSWERED and counters.answered_dropped == 5

@@ -65,7 +65,8 @@ class WorkerTelemetry:
                 break
         ip = ex.client_ip
         counters.sketch(ip, (ip, prefix, path.decode("latin-1"), user_agent.decode("latin-1")))
-        if ex.ref_id is not None and ex.outcome is not Outcome.ALLOW:
+        # At most MAX_ANSWERED a second are kept: past that (a flood's refusals) nothing is built.
+        if ex.ref_id is not None and ex.outcome is not Outcome.ALLOW and counters.wants_answer():
             reason = ex.decision.rule if ex.decision.rule is not None else ex.outcome.name.lower()
             counters.answer(
                 Answered(

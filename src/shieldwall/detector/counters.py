@@ -154,6 +154,13 @@ class SecondCounters:
         self.answered: list[Answered] = []  # at most MAX_ANSWERED a second (see `answer`)
         self.answered_dropped = 0
 
+    def wants_answer(self) -> bool:
+        """Whether `answer` would keep a record now (else it only counts it as dropped)."""
+        if len(self.answered) < MAX_ANSWERED:
+            return True
+        self.answered_dropped += 1
+        return False
+
     def answer(self, record: Answered) -> None:
         """Keep a request the shield answered itself, for reference-ID lookups (bounded per second)."""
         if len(self.answered) < MAX_ANSWERED:
