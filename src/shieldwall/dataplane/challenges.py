@@ -115,12 +115,12 @@ class Challenges:
         """Whether the exchange's request carries a valid clearance cookie (for admission priority)."""
         head = ex.head
         assert head is not None
-        cookies = [value for name, value in head.headers if name.lower() == b"cookie"]
+        cookies = head.values(b"cookie")
         if not cookies:
             return False
         prefix = ex.client.prefix if ex.client_ip == ex.client.client_ip else client_prefix(ex.client_ip)
         now = self.clock.wall()
-        return self.service.cleared_level(cookies, prefix, _user_agent(head), now) is not None
+        return self.service.cleared_level(cookies, prefix, head.header(b"user-agent"), now) is not None
 
     def _verified_crawler(self, ip: str, user_agent: bytes) -> bool:
         verifier = self.crawlers
@@ -172,7 +172,7 @@ class Challenges:
         body = self.service.challenge_page(
             target=head.target,
             prefix=prefix,
-            user_agent=_user_agent(head),
+            user_agent=head.header(b"user-agent"),
             level=self.level,
             offences=offences,
             refid=ref,
@@ -185,7 +185,7 @@ class Challenges:
     ) -> tuple[bytes, Passed | Refused]:
         """The answer at /.shieldwall/verify: 303 to the original target with a clearance cookie, or the
         challenge page again (for the token's own target when the token was authentic)."""
-        user_agent = _user_agent(head)
+        user_agent = head.header(b"user-agent")
         now = self.clock.wall()
         query = head.target.partition(b"?")[2]
         outcome = self.service.verify(query, prefix, user_agent, now)
@@ -218,13 +218,6 @@ class Challenges:
 def is_verify_request(head: RequestHead) -> bool:
     target = head.target
     return target.startswith(VERIFY) and target[len(VERIFY) : len(VERIFY) + 1] in (b"", b"?")
-
-
-def _user_agent(head: RequestHead) -> bytes | None:
-    for name, value in head.headers:
-        if name.lower() == b"user-agent":
-            return value
-    return None
 
 
 def _response(

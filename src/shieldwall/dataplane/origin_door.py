@@ -55,7 +55,7 @@ class OriginDoor:
         critical = bool(self.critical_paths) and head.target.startswith(self.critical_paths)
         logged_in = False
         if self.sessions is not None and not critical:
-            cookies = [value for name, value in head.headers if name.lower() == b"cookie"]
+            cookies = head.values(b"cookie")
             logged_in = bool(cookies) and self.sessions.logged_in(cookies)
         return classify(suspicious=suspicious, critical_route=critical, logged_in=logged_in, cleared=cleared)
 

@@ -58,11 +58,7 @@ class WorkerTelemetry:
             return
         counters.request(self.route_class(head.target), ex.outcome)
         path = head.target.partition(b"?")[0]
-        user_agent = b""
-        for name, value in head.headers:
-            if len(name) == 10 and name.lower() == b"user-agent":
-                user_agent = value
-                break
+        user_agent = head.header(b"user-agent") or b""
         ip = ex.client_ip
         counters.sketch(ip, (ip, prefix, path.decode("latin-1"), user_agent.decode("latin-1")))
         # At most MAX_ANSWERED a second are kept: past that (a flood's refusals) nothing is built.

@@ -35,7 +35,6 @@ import hmac
 import json
 import re
 import secrets
-import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -50,6 +49,7 @@ import uvloop
 
 from shieldwall.drill.client import Session, Target
 from shieldwall.drill.loopback import require_loopback
+from shieldwall.drill.serving import parse_listen, serve_until_stopped
 
 DEMO_PASSWORD: Final = "correct horse battery staple"  # what the drill's supporters log in with
 KINDS: Final = ("legit", "attack", "unmarked")
@@ -608,28 +608,15 @@ async def start_site(host: str, port: int, settings: SiteSettings) -> tuple[asyn
     return server, bound_port
 
 
-def _parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 async def _serve(host: str, port: int, settings: SiteSettings) -> None:
     server, bound = await start_site(host, port, settings)
-    print(f"campaign site listening on {host}:{bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    server.close()
+    await serve_until_stopped(server, f"campaign site listening on {host}:{bound}")
 
 
 def main(argv: list[str] | None = None) -> int:
     defaults = SiteSettings()
     parser = argparse.ArgumentParser(prog="python -m shieldwall.drill.campaign_site", description=__doc__)
-    parser.add_argument("--listen", type=_parse_listen, default="127.0.0.1:0", help="HOST:PORT on loopback")
+    parser.add_argument("--listen", type=parse_listen, default="127.0.0.1:0", help="HOST:PORT on loopback")
     parser.add_argument("--workers", type=int, default=defaults.workers, help="requests in service at once")
     parser.add_argument("--service-ms", type=float, default=defaults.service_ms, help="base service time")
     parser.add_argument("--backlog", type=int, default=defaults.backlog, help="requests waiting for a worker")

@@ -20,7 +20,6 @@ import base64
 import hashlib
 import json
 import os
-import signal
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httptools
 import uvloop
+
+from shieldwall.drill.serving import parse_listen, serve_until_stopped
 
 _EMPTY_SHA256 = hashlib.sha256().hexdigest()
 _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
@@ -503,27 +504,14 @@ async def start_origin(host: str, port: int) -> tuple[asyncio.AbstractServer, in
     return server, bound_port
 
 
-def _parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 async def _serve(host: str, port: int) -> None:
     server, bound = await start_origin(host, port)
-    print(f"origin listening on {host}:{bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    server.close()
+    await serve_until_stopped(server, f"origin listening on {host}:{bound}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shieldwall.drill.origin", description=__doc__)
-    parser.add_argument("--listen", type=_parse_listen, default="127.0.0.1:0", help="HOST:PORT (port 0: any)")
+    parser.add_argument("--listen", type=parse_listen, default="127.0.0.1:0", help="HOST:PORT (port 0: any)")
     args = parser.parse_args(argv)
     host, port = args.listen
     uvloop.run(_serve(host, port))

@@ -67,6 +67,17 @@ class RequestHead:
     def idempotent(self) -> bool:
         return self.method in IDEMPOTENT_METHODS and not self.has_body
 
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of a header (`name` lower-case; received names are compared lower-cased)."""
+        for key, value in self.headers:
+            if len(key) == len(name) and key.lower() == name:
+                return value
+        return None
+
+    def values(self, name: bytes) -> list[bytes]:
+        """Every value of a header, in order (`name` lower-case): e.g. the Cookie lines."""
+        return [value for key, value in self.headers if len(key) == len(name) and key.lower() == name]
+
 
 def _absolute_to_origin_form(target: bytes, host: bytes | None) -> tuple[bytes, bytes]:
     """`http://h/a?b` → (`/a?b`, `h`); the authority must agree with Host when both are present."""
