@@ -8,6 +8,8 @@ import pytest
 
 from shieldwall.detector.counters import (
     LATENCY_BOUNDS,
+    SKETCH_ALL,
+    SKETCH_STRIDE,
     Outcome,
     SecondCounters,
     WorkerSecond,
@@ -15,6 +17,7 @@ from shieldwall.detector.counters import (
     latency_quantile,
     merge,
 )
+from shieldwall.detector.sketches import HyperLogLog
 
 
 def busy_counters(worker: int, requests: int, seed: int = 1) -> SecondCounters:
@@ -152,3 +155,29 @@ def test_latency_histogram_quantiles() -> None:
     assert latency_quantile([0] * len(histogram), 0.95) == 0.0
     histogram[-1] = 1000
     assert latency_quantile(histogram, 0.95) == LATENCY_BOUNDS[-1]
+
+
+def test_past_sketch_all_a_flood_is_sampled_yet_its_heavy_hitter_stands_out() -> None:
+    counters = SecondCounters(0, 100.0, rng=random.Random(3))
+    rng = random.Random(4)
+    flood, others = 0, 0
+    for _ in range(40 * SKETCH_ALL):
+        ip = "203.0.113.9" if rng.random() < 0.6 else f"198.51.{rng.randrange(4)}.{rng.randrange(250)}"
+        flood += ip == "203.0.113.9"
+        others += ip != "203.0.113.9"
+        counters.request(0, Outcome.LIMIT)
+        weight = counters.sketch_weight()
+        if weight:
+            counters.sketch(ip, (ip, ip, "/", "curl/8"), weight)
+        else:
+            counters.count_client(ip)
+    sketched = counters.top[0]
+    assert sketched.n <= 40 * SKETCH_ALL and sketched.n > 40 * SKETCH_ALL - 20 * SKETCH_STRIDE
+    assert len(sketched) < 40 * SKETCH_ALL / SKETCH_STRIDE, "most requests were not sketched one by one"
+    second = counters.snapshot_and_reset(101.0)
+    top = second.top["client_ip"].entries[0]
+    assert top[0] == "203.0.113.9"
+    assert abs(top[1] - flood) / flood < 0.05, (top, flood)
+    clients = HyperLogLog(registers=second.clients).estimate()
+    assert 900 <= clients <= 1100, "the distinct clients are counted for every request"
+    assert counters.sketch_weight() == 1, "a new second sketches every request again"

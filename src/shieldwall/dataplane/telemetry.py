@@ -57,10 +57,14 @@ class WorkerTelemetry:
             counters.request(OTHER_ROUTE, ex.outcome)
             return
         counters.request(self.route_class(head.target), ex.outcome)
-        path = head.target.partition(b"?")[0]
-        user_agent = head.header(b"user-agent") or b""
         ip = ex.client_ip
-        counters.sketch(ip, (ip, prefix, path.decode("latin-1"), user_agent.decode("latin-1")))
+        weight = counters.sketch_weight()
+        if weight:
+            path = head.target.partition(b"?")[0].decode("latin-1")
+            user_agent = (head.header(b"user-agent") or b"").decode("latin-1")
+            counters.sketch(ip, (ip, prefix, path, user_agent), weight)
+        else:
+            counters.count_client(ip)
         # At most MAX_ANSWERED a second are kept: past that (a flood's refusals) nothing is built.
         if ex.ref_id is not None and ex.outcome is not Outcome.ALLOW and counters.wants_answer():
             reason = ex.decision.rule if ex.decision.rule is not None else ex.outcome.name.lower()

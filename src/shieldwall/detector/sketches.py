@@ -123,14 +123,15 @@ class HeavyHitters:
     def __len__(self) -> int:
         return len(self._counts)
 
-    def add(self, key: str) -> None:
-        self.n += 1
+    def add(self, key: str, weight: int = 1) -> None:
+        """Count `key` `weight` times (a sampled request standing for `weight` requests)."""
+        self.n += weight
         counts = self._counts
         count = counts.get(key)
         if count is not None:
-            counts[key] = count + 1
+            counts[key] = count + weight
         else:
-            counts[key] = 1
+            counts[key] = weight
             if len(counts) >= self._limit:
                 self._prune()
 
