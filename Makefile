@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-TEST_DEBS  := slowhttptest chromium nodejs nginx
+TEST_DEBS  := slowhttptest chromium nodejs nginx redis-server nftables
 BENCH_DEBS := nginx wrk
 
 .PHONY: demo test lint bench venv clean

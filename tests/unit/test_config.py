@@ -94,10 +94,10 @@ def test_unknown_key_without_a_near_match_lists_the_valid_keys() -> None:
     assert problems({"access_log": {"rotate": True}}) == [
         "access_log.rotate: unknown key; the keys of [access_log] are: path, format, max_lines_per_second"
     ]
-    assert problems({"firewall": {}}) == [
-        "firewall: unknown section; the sections are: "
+    assert problems({"geoip": {}}) == [
+        "geoip: unknown section; the sections are: "
         "server, listeners, upstream, limits, client_identity, client_data, access_log, rules, bans, "
-        "cache, admission, challenge, crawlers, detector, admin, alerts"
+        "cache, admission, challenge, crawlers, detector, admin, alerts, cluster, firewall"
     ]
 
 

@@ -58,6 +58,22 @@ STAT_COUNTERS: Final[Mapping[str, tuple[str, str]]] = {
         "shieldwall_telemetry_answers_dropped",
         "Refusals beyond the reference IDs kept for lookups.",
     ),
+    "cluster.limits.synced": (
+        "shieldwall_cluster_limit_syncs",
+        "Syncs of the cluster-scoped limits with Redis that it answered.",
+    ),
+    "cluster.limits.errors": (
+        "shieldwall_cluster_limit_sync_errors",
+        "Syncs of the cluster-scoped limits that failed or timed out (each worker then limits alone).",
+    ),
+    "cluster.limits.deferred": (
+        "shieldwall_cluster_limit_keys_deferred",
+        "Buckets a sync left for a later one (more than a sync carries).",
+    ),
+    "cluster.limits.untallied": (
+        "shieldwall_cluster_limit_untallied",
+        "Admissions not shared with the cluster: a rule's tally of buckets was full.",
+    ),
 }
 # The workers' gauges in "stats", summed over the workers: key → (metric, help).
 STAT_GAUGES: Final[Mapping[str, tuple[str, str]]] = {
@@ -69,6 +85,10 @@ STAT_GAUGES: Final[Mapping[str, tuple[str, str]]] = {
     "admission.queued": ("shieldwall_admission_queued", "Requests waiting in the admission queue."),
     "cache.bytes_stored": ("shieldwall_cache_bytes", "Bytes of the stored responses."),
     "cache.entries": ("shieldwall_cache_entries", "Responses stored."),
+    "cluster.limits.lost": (
+        "shieldwall_cluster_limit_redis_lost",
+        "Workers whose last sync of the cluster-scoped limits failed: they limit on their own buckets.",
+    ),
 }
 
 
@@ -186,6 +206,19 @@ class ShieldCollector(Collector):
             "1 once the detector has learnt the usual traffic.",
             value=1 if detector.baseline.ready else 0,
         )
+        firewall = control.status.extra.get("firewall")  # only while [firewall] nftables is on
+        if firewall is not None:
+            yield GaugeMetricFamily(
+                "shieldwall_firewall_mirror_ok",
+                "1 while the nftables mirror of the bans works (its last nft run succeeded).",
+                value=1 if firewall["ok"] else 0,
+            )
+            yield GaugeMetricFamily(
+                "shieldwall_firewall_elements",
+                "Banned addresses and prefixes in the nftables sets, which the kernel drops.",
+                value=firewall["elements"],
+            )
+        yield from _cluster_link(control.status.extra.get("cluster"))
         snapshot = control.status.snapshot
         now: Mapping[str, Any] = snapshot.get("now", {})
         origin: Mapping[str, Any] = now.get("origin", {})
@@ -229,6 +262,33 @@ class ShieldCollector(Collector):
                 "Bans in force (entries in a worker's ban table).",
                 value=stats["bans.entries"] / workers,
             )
+
+
+def _cluster_link(link: Mapping[str, Any] | None) -> Iterator[Any]:
+    """The node's link to the cluster (control/cluster_agent.py), only with `[cluster]`."""
+    if link is None:
+        return
+    yield GaugeMetricFamily(
+        "shieldwall_cluster_redis_up",
+        "1 while this node's control process reaches the cluster's Redis; 0: degraded, it protects alone.",
+        value=0 if link["degraded"] else 1,
+    )
+    yield GaugeMetricFamily(
+        "shieldwall_cluster_leader", "1 while this node leads the cluster.", value=link["role"] == "leader"
+    )
+    yield CounterMetricFamily(
+        "shieldwall_cluster_redis_losses", "Times this node lost the cluster's Redis.", value=link["losses"]
+    )
+    yield CounterMetricFamily(
+        "shieldwall_cluster_bans_published",
+        "Bans this node sent to the cluster.",
+        value=link["bans_published"],
+    )
+    yield CounterMetricFamily(
+        "shieldwall_cluster_bans_received",
+        "Bans other nodes sent that this node took.",
+        value=link["bans_received"],
+    )
 
 
 def latency_buckets(histogram: list[int]) -> list[tuple[str, float]]:

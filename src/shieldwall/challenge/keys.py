@@ -151,7 +151,8 @@ def _locked_directory(path: Path) -> Iterator[None]:
         os.close(handle)  # closing releases the lock
 
 
-def _write(path: Path, masters: MasterSecrets) -> None:
+def encode(masters: MasterSecrets) -> bytes:
+    """The secret file's contents (also how a cluster shares them: cluster/secret.py)."""
     document = {
         "format": _FORMAT,
         "generation": masters.generation,
@@ -159,8 +160,23 @@ def _write(path: Path, masters: MasterSecrets) -> None:
         "previous": masters.previous.hex() if masters.previous is not None else None,
         "rotated_at": masters.rotated_at,
     }
+    return json.dumps(document).encode()
+
+
+def decode(data: bytes) -> MasterSecrets:
+    """Raises ValueError when `data` is not a secret file's contents."""
+    return _parse(json.loads(data))
+
+
+def replace(path: Path, masters: MasterSecrets) -> None:
+    """Write `masters` over the file, under the directory's lock. Raises SecretFileError."""
+    with _locked_directory(path):
+        _write(path, masters)
+
+
+def _write(path: Path, masters: MasterSecrets) -> None:
     try:
-        write_atomic(path, json.dumps(document).encode())  # 0600
+        write_atomic(path, encode(masters))  # 0600
     except OSError as exc:
         raise SecretFileError(
             f"cannot write the challenge secret file {path} ({exc.strerror or exc})"

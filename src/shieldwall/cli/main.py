@@ -25,6 +25,7 @@ from shieldwall.cli.challenge import challenge
 from shieldwall.cli.demo import demo
 from shieldwall.cli.drill import drill
 from shieldwall.cli.errors import EXIT_BAD_CONFIG, exit_on_config_error
+from shieldwall.cli.export import export_group
 from shieldwall.cli.mode import mode
 from shieldwall.cli.report import report
 from shieldwall.cli.top import top
@@ -188,6 +189,7 @@ main.add_command(admin)
 main.add_command(bans)
 main.add_command(demo)
 main.add_command(drill)
+main.add_command(export_group)
 main.add_command(mode)
 main.add_command(challenge)
 main.add_command(report)

@@ -91,6 +91,11 @@ class RuleLimit(Section):
         "together), fingerprint (the header order: one client software), header:NAME (e.g. an API key) "
         "or cookie:NAME (e.g. the clearance cookie)",
     )
+    scope: Literal["node", "cluster"] = Field(
+        default="node",
+        description="node: each worker counts alone; cluster: the nodes of [cluster] share the limit "
+        "(reconciled through Redis every cluster.sync_interval)",
+    )
 
     @field_validator("per")
     @classmethod

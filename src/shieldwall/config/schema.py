@@ -22,7 +22,9 @@ from shieldwall.config.alerts_schema import Alerts
 from shieldwall.config.cache_schema import Cache
 from shieldwall.config.challenge_schema import Challenge, Crawlers
 from shieldwall.config.client_data_schema import ClientData, rules_have_their_data
+from shieldwall.config.cluster_schema import Cluster
 from shieldwall.config.detector_schema import Detector
+from shieldwall.config.firewall_schema import Firewall
 from shieldwall.config.policy_schema import Bans, Rule, unique_rule_names
 from shieldwall.config.validators import (
     TOKEN,
@@ -257,6 +259,8 @@ class Settings(Section):
     detector: Detector = Detector()
     admin: Admin = Admin()
     alerts: Alerts = Alerts()
+    cluster: Cluster = Field(default=Cluster(), validate_default=True)  # its checks look at the rules
+    firewall: Firewall = Firewall()
 
     # Field validators, not a model validator: they run even when other sections have errors, so one
     # check-config run reports everything.
@@ -307,3 +311,36 @@ class Settings(Section):
                     "the pool size"
                 )
         return admission
+
+    @field_validator("firewall")
+    @classmethod
+    def _firewall_has_a_control_process(cls, firewall: Firewall, info: ValidationInfo) -> Firewall:
+        detector = info.data.get("detector")
+        if firewall.nftables and detector is not None and not detector.enabled:
+            raise ValueError(
+                "the nftables mirror needs detector.enabled = true: it runs in the control process, "
+                "which the detector runs in"
+            )
+        return firewall
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_has_a_control_process(cls, cluster: Cluster, info: ValidationInfo) -> Cluster:
+        detector = info.data.get("detector")
+        if cluster.enabled and detector is not None and not detector.enabled:
+            raise ValueError(
+                "a cluster needs detector.enabled = true: the control process, which the detector runs "
+                "in, is what links this node to the others"
+            )
+        return cluster
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_limits_have_redis(cls, cluster: Cluster, info: ValidationInfo) -> Cluster:
+        for rule in info.data.get("rules", ()):
+            if rule.limit is not None and rule.limit.scope == "cluster" and not cluster.enabled:
+                raise ValueError(
+                    f'rule {rule.name!r} has scope = "cluster" but [cluster] has no redis; set redis to '
+                    'the URL of the Redis the nodes share, or give the rule scope = "node"'
+                )
+        return cluster

@@ -89,9 +89,13 @@ class ControlLoop:
     def receive(self, payload: bytes) -> None:
         """One worker's message; a damaged one is dropped (and logged) rather than stopping the loop."""
         try:
-            self._inbox.append(WorkerSecond.from_bytes(payload))
+            self.take(WorkerSecond.from_bytes(payload))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("dropped a damaged telemetry message: %s", exc)
+
+    def take(self, second: WorkerSecond) -> None:
+        """One worker's second, already parsed (and, from another node, on this node's clock)."""
+        self._inbox.append(second)
 
     def pin(self, pin: Pin, now: float, now_wall: float) -> list[Event]:
         """Apply an operator's pin (or unpin) now; `pin.until` is wall-clock."""

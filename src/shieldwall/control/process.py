@@ -26,6 +26,9 @@ from shieldwall.alerts.alerter import start_alerter
 from shieldwall.config.client_data_schema import open_client_data
 from shieldwall.config.detector_schema import Detector
 from shieldwall.config.schema import Settings
+from shieldwall.control.cluster_agent import ClusterAgent
+from shieldwall.control.cluster_view import ClusterView
+from shieldwall.control.firewall_mirror import FirewallMirror
 from shieldwall.control.incident_facts import FactsBook
 from shieldwall.control.loop import ControlLoop, Tick
 from shieldwall.control.settings import detector_config
@@ -61,21 +64,22 @@ async def _serve(settings: Settings, telemetry: socket.socket) -> None:
         loop.add_signal_handler(signum, stop.set)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
     detector = settings.detector
-    control = ControlLoop(
-        detector_config(detector),
-        signatures=detector.signatures,
-        signature_ttl=detector.signature_ttl,
-        clock=SystemClock(),
-        route_labels=detector.route_classes,
+    control = _detector_loop(settings)
+    view = (
+        ClusterView(_detector_loop(settings), settings.cluster.node_name, settings.server.state_dir)
+        if settings.cluster.enabled
+        else None
     )
-    with contextlib.suppress(DataFileError):  # the workers report a broken file; reports just lack ASNs
-        control.facts.ipdata = open_client_data(settings.client_data)
+    agent = ClusterAgent(settings, view) if view is not None else None
+    link = loop.create_task(agent.run(stop)) if agent is not None else None
     telemetry.setblocking(False)
-    loop.add_reader(telemetry.fileno(), _drain, telemetry, control)
+    loop.add_reader(telemetry.fileno(), _drain, telemetry, control, agent)
     state_dir = settings.server.state_dir
     pins = StateReader(control_dir(state_dir) / PIN_FILE)
     alerter = start_alerter(settings.alerts)
     admin = await start_admin(settings, control, pins)  # logs why and serves nothing when it cannot
+    mirror = FirewallMirror(settings)
+    mirror.start(control.status)  # [firewall] nftables: bans into the kernel; nothing when off
     last_saved = 0.0
     _prune(state_dir, detector)
     next_prune = time.monotonic() + PRUNE_EVERY
@@ -89,29 +93,57 @@ async def _serve(settings: Settings, telemetry: socket.socket) -> None:
         tick = control.tick(now, now_wall)
         admin.ticked()
         tick.events[:0] = events
+        facts = control.facts
+        if agent is not None and view is not None:
+            tick = view.tick(tick, control.state, now, now_wall)
+            control.status.extra["cluster"] = {**agent.status.to_json(), **view.describe()}
+            facts = view.loop.facts if view.leading else facts
         alerter.observe(tick.events, tick.closed, now)
-        last_saved = _write(state_dir, tick, control.facts, now, last_saved)
+        last_saved = _write(state_dir, tick, facts, now, last_saved)
+        if view is not None:
+            view.after_save(tick)
         if now >= next_prune:
             _prune(state_dir, detector)
             next_prune = now + PRUNE_EVERY
     loop.remove_reader(telemetry.fileno())
+    if link is not None:
+        await link
     await admin.stop()
-    if control.detector.incident is not None:
+    keeper = view.loop if view is not None and view.leading else control
+    if keeper.detector.incident is not None and (view is None or not view.connected or view.leading):
         try:
-            control.facts.save(control.detector.incident, state_dir, time.time())
+            keeper.facts.save(keeper.detector.incident, state_dir, time.time())
         except IncidentStoreError as exc:
             log.error("cannot save the open incident: %s", exc)
     shared(state_dir).close()
     await alerter.aclose()
+    await mirror.stop()  # the table stays: the kernel keeps dropping banned clients while we restart
 
 
-def _drain(sock: socket.socket, control: ControlLoop) -> None:
+def _detector_loop(settings: Settings) -> ControlLoop:
+    """A detector and its bookkeeping: the node's own, and with `[cluster]` a second one, the cluster's
+    (fed by every node's workers: control/cluster_view.py)."""
+    detector = settings.detector
+    control = ControlLoop(
+        detector_config(detector),
+        signatures=detector.signatures,
+        signature_ttl=detector.signature_ttl,
+        clock=SystemClock(),
+        route_labels=detector.route_classes,
+    )
+    with contextlib.suppress(DataFileError):  # the workers report a broken file; reports just lack ASNs
+        control.facts.ipdata = open_client_data(settings.client_data)
+    return control
+
+
+def _drain(sock: socket.socket, control: ControlLoop, agent: ClusterAgent | None) -> None:
     while True:
         try:
             payload = sock.recv(_MAX_MESSAGE)
         except (BlockingIOError, InterruptedError):
             return
-        control.receive(payload)
+        if agent is None or not agent.receive(payload):
+            control.receive(payload)
 
 
 def _apply_pin(pins: StateReader, control: ControlLoop, now: float, now_wall: float) -> list[Event]:

@@ -11,7 +11,8 @@ one shape, so they always agree.
      "top": {"prefix": [[key, count], ...], "path": [...], "user_agent": [...], "client_ip": [...]},
      "signatures": [{"id", "action", "description", "coverage", "collateral", "expires"}],
      "stats": {"refused.rule": ..., "admission.queued": ..., "cache.hits": ..., ...},
-     "history": [[wall, legit_rps, mitigated_rps, origin_p95, mode], ...]}   # the last HISTORY seconds
+     "history": [[wall, legit_rps, mitigated_rps, origin_p95, mode], ...],   # the last HISTORY seconds
+     "firewall": {"table": "inet shieldwall", "ok": true, "elements": ..., "error": null, ...}}  # if on
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class StatusBook:
         self.route_labels = ("other", *route_labels)  # by_route[i]'s name
         self.history: deque[tuple[float, float, float, float, str]] = deque(maxlen=HISTORY)
         self.snapshot: dict[str, Any] = {"version": VERSION, "mode": "normal", "history": []}
+        # Sections other parts of the control process keep up to date, shown as they are in each
+        # snapshot: "firewall" (control/firewall_mirror.py) while [firewall] nftables is on.
+        self.extra: dict[str, dict[str, Any]] = {}
 
     def update(
         self, second: Second, detector: Detector, signatures: tuple[Signature, ...], wall: float
@@ -91,5 +95,6 @@ class StatusBook:
             ],
             "stats": dict(second.stats),
             "history": [list(point) for point in self.history],
+            **self.extra,
         }
         return self.snapshot

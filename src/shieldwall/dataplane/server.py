@@ -21,6 +21,7 @@ from shieldwall.dataplane.accesslog import AccessLog
 from shieldwall.dataplane.cache_shield import CacheShield
 from shieldwall.dataplane.challenges import Challenges
 from shieldwall.dataplane.client import ClientConnection
+from shieldwall.dataplane.cluster_limits import ClusterLimits, cluster_tallies
 from shieldwall.dataplane.exchange import Exchange
 from shieldwall.dataplane.mode_effects import ModeEffects
 from shieldwall.dataplane.origin_door import OriginDoor
@@ -134,6 +135,10 @@ class ShieldServer:
             gate=self.challenges,
             ipdata=open_client_data(settings.client_data),  # read before the fork, usually: shared
         )
+        tallies = cluster_tallies(self.policy)  # scope = "cluster" limits, synced through Redis
+        self.cluster_limits = (
+            ClusterLimits(settings.cluster, tallies, self.clock, worker_id) if tallies else None
+        )
         self.bans = WorkerBans(settings, worker_id, self.clock.wall())
         self.inflight = OpenCounts(limits.max_inflight_per_ip) if limits.max_inflight_per_ip else None
         self.door = OriginDoor(settings.admission) if settings.admission.enabled else None
@@ -180,6 +185,8 @@ class ShieldServer:
             )
             self._servers.append(server)
         self._sweeper = self.loop.call_later(SWEEP_INTERVAL, self._sweep)
+        if self.cluster_limits is not None:
+            self.cluster_limits.start(self.loop)
 
     def stop_accepting(self) -> None:
         """Stop taking new connections; in-flight ones go on."""
@@ -208,6 +215,8 @@ class ShieldServer:
         self.pool.close_all()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self.cluster_limits is not None:
+            await self.cluster_limits.close()
         self.bans.sync(self.clock.wall(), final=True)  # bans made since the last save are kept
         self.access_log.close()
 
@@ -247,9 +256,11 @@ class ShieldServer:
 
     def offence(self, ip: str, prefix: str) -> bool:
         """A request of this client was refused; True when that earned it a ban."""
-        if self.bans.offence(ip, prefix, self.clock.wall()) is None:
+        ban = self.bans.offence(ip, prefix, self.clock.wall())
+        if ban is None:
             return False
         self.bans_made += 1
+        self.telemetry.ban(ban)
         return True
 
     # ---------------------------------------------------------------- admission control
@@ -297,6 +308,8 @@ class ShieldServer:
             figures["admission.queued"] = controller.queued
         if self.cache is not None:
             figures.update({f"cache.{key}": value for key, value in self.cache.stats().items()})
+        if self.cluster_limits is not None:
+            figures.update(self.cluster_limits.stats())
         return figures
 
     def _apply_control_state(self, state: ControlState) -> None:

@@ -85,6 +85,7 @@ def run(settings: Settings, *, config_path: Path | None, overrides: dict[str, ob
         load_or_create(secret_path(settings.server.state_dir))
     except (OSError, SecretFileError) as exc:
         raise ban_store.StateDirError(f"challenge secret: {exc}") from exc
+    _share_secret(settings)
     # "One per core" means the cores this process may run on (taskset, container cpusets).
     n_workers = settings.server.workers or len(os.sched_getaffinity(0)) or 1
     groups = bind_listeners(settings, n_workers)
@@ -313,6 +314,7 @@ class _Supervisor:
             _log(f"reload failed, the running configuration stays: {exc!r}")
             return
         settings = self._keep_bound_settings(settings)
+        _share_secret(settings)
         self.reload = _Reload(next(self.generations), settings, set(), time.monotonic() + _READY_TIMEOUT)
         for index in range(self.n_workers):
             try:
@@ -434,3 +436,15 @@ def _describe(status: int | None) -> str:
 def _log(message: str, *, prefix: str = "shieldwall: ") -> None:
     with contextlib.suppress(OSError):  # a closed or broken stderr must not take the workers down with it
         print(prefix + message, file=sys.stderr, flush=True)
+
+
+def _share_secret(settings: Settings) -> None:
+    """With `[cluster]`: the node's challenge secret and the cluster's agree (cluster/secret.py)."""
+    if not settings.cluster.enabled:
+        return
+    from shieldwall.cluster.secret import share_secret  # noqa: PLC0415 (redis only for a cluster)
+
+    try:
+        _log(share_secret(settings.cluster, secret_path(settings.server.state_dir)))
+    except (OSError, SecretFileError) as exc:
+        _log(f"challenge secret: cannot share it with the cluster: {exc}")

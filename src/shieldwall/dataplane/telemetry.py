@@ -10,11 +10,13 @@ the request. The control state file is polled on the same tick (one stat).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from shieldwall.cluster import ban_wire
 from shieldwall.control.state import STATE_FILE, ControlState, StateReader, control_dir
 from shieldwall.dataplane.views import request_view
 from shieldwall.detector.counters import Answered, Outcome, SecondCounters
@@ -23,6 +25,7 @@ from shieldwall.detector.features import FEATURE_NAMES, features_of
 if TYPE_CHECKING:
     from shieldwall.config.schema import Settings
     from shieldwall.dataplane.exchange import Exchange
+    from shieldwall.limiter.bans import Ban
 
 log = logging.getLogger("shieldwall.telemetry")
 
@@ -48,6 +51,17 @@ class WorkerTelemetry:
         self.sock = sock
         self._state_reader = StateReader(control_dir(settings.server.state_dir) / STATE_FILE)
         self.dropped = 0  # seconds the control process did not take
+        self.share_bans = settings.cluster.enabled
+        self._bans_sent = 0  # this second's ban messages (cluster/ban_wire.py)
+
+    def ban(self, ban: Ban) -> None:
+        """With `[cluster]`: tell the control process of a new ban at once, so the other nodes refuse
+        the client within a second (at most ban_wire.MAX_PER_SECOND a second; the ban file has the rest)."""
+        if not self.share_bans or self.sock is None or self._bans_sent >= ban_wire.MAX_PER_SECOND:
+            return
+        self._bans_sent += 1
+        with contextlib.suppress(OSError):  # full or gone: the worker's ban file carries it a little later
+            self.sock.send(ban_wire.encode(ban))
 
     def finished(self, ex: Exchange, prefix: str) -> None:
         """An exchange is answered: count it (its `outcome`), sketch it, maybe sample it."""
@@ -100,6 +114,7 @@ class WorkerTelemetry:
             figures["telemetry.answered_dropped"] = counters.answered_dropped
             figures["telemetry.seconds_dropped"] = self.dropped
             payload = counters.snapshot_and_reset(now, figures).to_bytes()
+            self._bans_sent = 0
             if self.sock is not None:
                 try:
                     self.sock.send(payload)

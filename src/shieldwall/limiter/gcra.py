@@ -7,6 +7,9 @@ requests may arrive at once and, in any window of W seconds, at most burst + rat
 The table is bounded: a flood of distinct keys must not exhaust the shield's memory. Keys whose TAT has
 passed carry no debt (a fresh key behaves the same), so they are evicted first; when every key still owes
 something, the one owing least among a small sample goes, which keeps the heaviest offenders tracked.
+
+`owe_until` lets a bucket follow one that the workers of a whole cluster share (limiter/cluster_tally.py):
+the shared bucket's TAT, as Redis computed it from everybody's admissions, becomes this one's floor.
 """
 
 from __future__ import annotations
@@ -55,6 +58,17 @@ class Gcra:
             return Verdict(False, wait)
         table[key] = tat + self.interval
         return ALLOWED
+
+    def owe_until(self, key: str, tat: float, now: float) -> None:
+        """The bucket owes at least until `tat` (the cluster's shared bucket does): its TAT moves up to
+        that, never back, so requests admitted elsewhere make the next ones here wait."""
+        table = self._tat
+        own = table.get(key)
+        if tat <= now or (own is not None and own >= tat):
+            return
+        if own is None and len(table) >= self.max_keys:
+            self._evict(now)
+        table[key] = tat
 
     def _evict(self, now: float) -> None:
         """Make room for at least one key, looking at a bounded sample (amortised O(1)).

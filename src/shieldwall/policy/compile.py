@@ -43,7 +43,13 @@ def _compile_rule(rule: Rule, tracked_keys: int) -> CompiledRule:
     match = rule.match
     limiter = None
     if rule.limit is not None:
-        limiter = RuleLimiter(rule.limit.rate, rule.limit.burst, rule.limit.per, tracked_keys)
+        limiter = RuleLimiter(
+            rule.limit.rate,
+            rule.limit.burst,
+            rule.limit.per,
+            tracked_keys,
+            cluster=rule.limit.scope == "cluster",
+        )
     slots = None
     if rule.concurrency is not None:
         slots = RuleSlots(rule.concurrency.max, rule.concurrency.per)

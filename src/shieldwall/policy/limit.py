@@ -4,6 +4,10 @@ The key is computed only for requests that reached the rule and matched it, so t
 (decoding a header, finding an IPv6 /48) is paid by limited routes alone. Every table here is bounded:
 the GCRA by `tracked_keys`, the /48 cache by a fixed size, and a header value is never kept whole when
 it is long (a flood of 8 KB API keys would otherwise cost 8 KB of memory per tracked key).
+
+A rule with `scope = "cluster"` also tallies what its GCRA admitted, for the worker's reconciliation with
+the rest of the cluster (limiter/cluster_tally.py), which raises the same GCRA to what the cluster's shared
+bucket owes: the hot path only counts.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from operator import attrgetter
 from typing import Final
 
 from shieldwall.http1.cookies import cookie_pairs
+from shieldwall.limiter.cluster_tally import MAX_TALLIED, ClusterTally
 from shieldwall.limiter.concurrency import OpenCounts
 from shieldwall.limiter.gcra import Gcra
 from shieldwall.policy.decision import RequestView
@@ -33,11 +38,15 @@ _V6_48_MASK: Final = ((1 << 48) - 1) << 80
 class RuleLimiter:
     """Counts the requests a limit rule matched, per bucket; says how long an over-limit client waits."""
 
-    __slots__ = ("gcra", "key_of")
+    __slots__ = ("gcra", "key_of", "tally")
 
-    def __init__(self, rate: float, burst: int, per: str, tracked_keys: int) -> None:
+    def __init__(
+        self, rate: float, burst: int, per: str, tracked_keys: int, *, cluster: bool = False
+    ) -> None:
+        """`cluster`: the rule's scope is the cluster, so what it admits is tallied for the sync."""
         self.gcra = Gcra(rate, burst, tracked_keys)
         self.key_of = key_function(per)
+        self.tally = ClusterTally(self.gcra, min(tracked_keys, MAX_TALLIED)) if cluster else None
 
     def check(self, view: RequestView, now: float) -> int | None:
         """Count the request; None when admitted (or not counted), else the whole seconds to wait (>= 1)."""
@@ -45,7 +54,11 @@ class RuleLimiter:
         if key is None:
             return None
         verdict = self.gcra.check(key, now)
-        return None if verdict.allowed else math.ceil(verdict.retry_after)
+        if not verdict.allowed:
+            return math.ceil(verdict.retry_after)
+        if self.tally is not None:
+            self.tally.add(key)
+        return None
 
 
 class RuleSlots:

@@ -4,7 +4,11 @@ One file per writer, so no two processes ever write the same file and workers ne
 - bans/manual.json: the operator's, written by `shieldwall bans add/remove`: manual bans, and lifts
   (limiter.bans.Lift) of bans that workers saved, which only their workers may rewrite;
 - bans/worker-<N>.json: worker N's own bans (BanTable.own) and its offenders' ban chains
-  (BanTable.chains), rewritten whole when they change.
+  (BanTable.chains), rewritten whole when they change;
+- bans/cluster.json and bans/cluster-<N>.json: with `[cluster]`, the bans and lifts of the whole cluster
+  as the shared Redis holds them, written by this node's control process (control/cluster_bans.py):
+  cluster.json whole now and then, and each batch of new bans since in a small cluster-<N>.json, so a
+  worker's reload parses only what is new.
 
 A file is one JSON object (times in epoch seconds, targets as limiter.bans.ban_target spells them):
     {"format": "shieldwall-bans/1",
@@ -44,7 +48,8 @@ from shieldwall.limiter.bans import Ban, Chain, Lift, apply_lifts, ban_target
 
 BANS_DIR: Final = "bans"
 MANUAL: Final = "manual"
-_WRITER: Final = re.compile(r"manual|worker-[0-9]{1,6}")
+CLUSTER: Final = "cluster"
+_WRITER: Final = re.compile(r"manual|cluster(?:-[0-9]{1,9})?|worker-[0-9]{1,6}")
 _FORMAT: Final = "shieldwall-bans/1"
 _MANUAL_LOCK: Final = ".manual.lock"
 # Filesystem timestamps come from a coarse clock (one kernel tick, 4-10 ms); two writes within one tick
@@ -123,22 +128,12 @@ def save(
     """Replace `writer`'s file with these bans, lifts and chains, atomically and durably. Raises
     StateDirError (the old file stays as it was) when it cannot."""
     if not _WRITER.fullmatch(writer):
-        raise ValueError(f"writer must be {MANUAL!r} or 'worker-<N>', not {writer!r}")
+        raise ValueError(f"writer must be {MANUAL!r}, {CLUSTER!r}[-<N>] or 'worker-<N>', not {writer!r}")
     directory = prepare(state_dir)
     document = {
         "format": _FORMAT,
-        "bans": [
-            {
-                "target": ban.target,
-                "until": ban.until,
-                "reason": ban.reason,
-                "source": ban.source,
-                "level": ban.level,
-                "since": ban.since,
-            }
-            for ban in bans
-        ],
-        "lifts": [{"target": lift.target, "at": lift.at, "until": lift.until} for lift in lifts],
+        "bans": [ban_entry(ban) for ban in bans],
+        "lifts": [lift_entry(lift) for lift in lifts],
     }
     chain_entries = [
         {"target": chain.target, "length": chain.length, "remember_until": chain.remember_until}
@@ -152,6 +147,39 @@ def save(
         write_atomic(path, data)
     except OSError as exc:
         raise StateDirError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def writers(state_dir: Path, prefix: str) -> list[str]:
+    """The writers whose files exist and whose names start with `prefix`."""
+    return [name[:-5] for name, *_ in _scan(state_dir / BANS_DIR) if name.startswith(prefix)]
+
+
+def remove(state_dir: Path, writer: str) -> None:
+    """Delete `writer`'s file (gone already is fine). Raises StateDirError when it cannot."""
+    if not _WRITER.fullmatch(writer):
+        raise ValueError(f"not a writer: {writer!r}")
+    try:
+        (state_dir / BANS_DIR / f"{writer}.json").unlink(missing_ok=True)
+    except OSError as exc:
+        where = state_dir / BANS_DIR
+        raise StateDirError(f"cannot remove {writer}.json from {where}: {exc.strerror}") from None
+
+
+def ban_entry(ban: Ban) -> dict[str, Any]:
+    """A ban as the files (and the cluster's Redis) hold it; parse_ban reads it back."""
+    return {
+        "target": ban.target,
+        "until": ban.until,
+        "reason": ban.reason,
+        "source": ban.source,
+        "level": ban.level,
+        "since": ban.since,
+    }
+
+
+def lift_entry(lift: Lift) -> dict[str, Any]:
+    """A lift as the files (and the cluster's Redis) hold it; parse_lift reads it back."""
+    return {"target": lift.target, "at": lift.at, "until": lift.until}
 
 
 def load(state_dir: Path, writer: str, now: float) -> Contents:
@@ -175,10 +203,12 @@ def load_all(
     Parsing costs ~4 µs a ban (0.4 s for 100,000), so a worker reloading twice a second passes a
     `cache` (an empty dict it keeps), and a file whose inode, size and mtime are those of its last
     parse is not parsed again; and it passes its own writer name as `skip`: its table holds those bans
-    already, and its own saves then cost it no reload."""
+    already, and its own saves then cost it no reload (`skip` covers the writer's segments too:
+    "cluster" skips cluster-<N>.json)."""
     directory = state_dir / BANS_DIR
     contents = Contents()
-    listed = [entry for entry in _scan(directory) if entry[0] != f"{skip}.json"]
+    skipped = (f"{skip}.json", f"{skip}-") if skip is not None else ()
+    listed = [entry for entry in _scan(directory) if not (skipped and entry[0].startswith(skipped))]
     settled = time.time_ns() - _RACY_NS
     for name, inode, size, mtime in listed:
         key = (inode, size, mtime)
@@ -266,7 +296,7 @@ def _parse(path: Path, *, chains: bool = False) -> Contents:
         return contents
     bad: list[str] = []
     contents.bans = _entries(document, "bans", parse_ban, bad)
-    contents.lifts = _entries(document, "lifts", _lift, bad)
+    contents.lifts = _entries(document, "lifts", parse_lift, bad)
     if chains:
         contents.chains = _entries(document, "chains", _chain, bad)
     if bad:
@@ -314,7 +344,7 @@ def parse_ban(entry: Any) -> Ban:
     return Ban(target, until, reason, "auto" if source == "auto" else "manual", level, since)
 
 
-def _lift(entry: Any) -> Lift:
+def parse_lift(entry: Any) -> Lift:
     _expect_object(entry)
     return Lift(_target(entry), _time(entry, "at"), _optional_time(entry, "until"))
 

@@ -1,0 +1,1 @@
+"""Several nodes as one shield: the Redis side of `[cluster]` (docs/scaling.md, docs/architecture.md)."""

@@ -1,0 +1,122 @@
+"""The cluster's shared view in Redis: every worker's per-second summary, the leader's lease, the state the
+leader decided, its incidents, and operators' pins. The Redis operations only; control/cluster_agent.py
+decides when to call them, control/cluster_view.py what the answers mean.
+
+Per-second summaries cross machines whose monotonic clocks are unrelated: each entry carries its node's
+`offset` (wall clock minus monotonic clock when it was sent), and the reader moves the summary's times
+onto its own monotonic clock (`translate`). That assumes the nodes' wall clocks agree (NTP), to well
+under the detector's 3 s tolerance for late summaries.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+
+from shieldwall.cluster.keys import Keys
+from shieldwall.detector.counters import WorkerSecond
+from shieldwall.state.incident_store import Record
+
+STREAM_KEPT: Final = 20_000  # summaries kept in the stream (approximately): minutes of a large cluster
+LEASE_MS: Final = 3000  # the leader's lease: another node takes over this long after the leader stops
+STATE_TTL_MS: Final = 5000  # the leader's published state goes stale (and followers decide alone) after
+
+# KEYS: the lease. ARGV: this node, the lease in ms. Returns the leader after the call.
+_CLAIM: Final = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return ARGV[1] end
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return holder
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One worker's second as another node sent it, already on this node's monotonic clock."""
+
+    node: str
+    second: WorkerSecond
+
+
+def translate(second: WorkerSecond, sender_offset: float, own_offset: float) -> WorkerSecond:
+    """`second` (timed on the sender's monotonic clock) on this node's monotonic clock."""
+    shift = sender_offset - own_offset
+    return replace(second, started=second.started + shift, ended=second.ended + shift)
+
+
+class SharedView:
+    def __init__(self, client: aioredis.Redis, keys: Keys, node: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.node = node
+        self._claim = client.register_script(_CLAIM)
+        self.last_id = "$"  # the stream read so far: "$" is "from now on"
+
+    async def add_seconds(self, payloads: list[bytes], offset: float) -> None:
+        """This node's workers' summaries, in one round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for payload in payloads:
+                fields: Any = {"node": self.node, "offset": repr(offset), "data": payload}
+                pipe.xadd(self.keys.seconds, fields, maxlen=STREAM_KEPT, approximate=True)
+            await pipe.execute()
+
+    async def read_seconds(self, own_offset: float, count: int = 1000) -> tuple[list[Summary], list[str]]:
+        """Every summary added since the last read (this node's own too); and problems with damaged ones."""
+        client: Any = self.client  # redis-py's stream replies are typed loosely: they are parsed here
+        if self.last_id == "$":  # the first read only learns where the stream ends
+            newest = await client.xrevrange(self.keys.seconds, count=1)
+            self.last_id = newest[0][0].decode() if newest else "0-0"
+            return [], []
+        replies = await client.xread({self.keys.seconds: self.last_id}, count=count)
+        summaries: list[Summary] = []
+        problems: list[str] = []
+        for _stream, entries in replies or ():
+            for entry_id, fields in entries:
+                self.last_id = entry_id.decode()
+                try:
+                    second = WorkerSecond.from_bytes(fields[b"data"])
+                    offset = float(fields[b"offset"])
+                    summaries.append(Summary(fields[b"node"].decode(), translate(second, offset, own_offset)))
+                except (KeyError, ValueError, TypeError) as exc:
+                    problems.append(f"a damaged summary in the stream: {exc}")
+        return summaries, problems
+
+    async def claim(self) -> str | None:
+        """Take or keep the leader's lease; the leader's name after the call (this node's if it leads)."""
+        holder = await self._claim(keys=[self.keys.leader], args=[self.node, LEASE_MS])
+        return holder.decode() if isinstance(holder, bytes) else None
+
+    async def publish_state(self, document: dict[str, Any]) -> None:
+        await self.client.set(self.keys.state, json.dumps(document), px=STATE_TTL_MS)
+
+    async def fetch_state(self) -> dict[str, Any] | None:
+        data = await self.client.get(self.keys.state)
+        if data is None:
+            return None
+        document = json.loads(data)
+        return document if isinstance(document, dict) else None
+
+    async def publish_incident(self, record: Record) -> None:
+        await self.client.hset(self.keys.incidents, record.id, json.dumps(asdict(record)))
+
+    async def fetch_incident(self, incident_id: str) -> Record | None:
+        data = await self.client.hget(self.keys.incidents, incident_id)
+        if data is None:
+            return None
+        return Record(**json.loads(data))
+
+    async def publish_pin(self, pin: bytes) -> None:
+        await self.client.set(self.keys.pin, pin)
+
+    async def fetch_pin(self) -> bytes | None:
+        data = await self.client.get(self.keys.pin)
+        return data if isinstance(data, bytes) else None
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """The heartbeats of every node seen in the last few seconds."""
+        names = [key async for key in self.client.scan_iter(match=self.keys.node("*"), count=100)]
+        beats = await self.client.mget(names) if names else []
+        return [json.loads(beat) for beat in beats if beat is not None]

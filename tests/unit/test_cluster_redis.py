@@ -1,0 +1,143 @@
+"""The cluster's Redis operations against a real redis-server: bans (the strongest wins, a lift removes
+older bans, ended ones are pruned, a batch is announced on the channel), the leader's lease, the stream
+of summaries, and the challenge secret shared between nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers.redis_server import RedisServer
+from shieldwall.challenge import keys as secret_keys
+from shieldwall.cluster.bans import BanBatch, ClusterBans
+from shieldwall.cluster.connection import aclose, async_client
+from shieldwall.cluster.keys import Keys
+from shieldwall.cluster.secret import share_secret
+from shieldwall.cluster.shared_view import LEASE_MS, SharedView
+from shieldwall.config.cluster_schema import Cluster
+from shieldwall.detector.counters import SecondCounters
+from shieldwall.limiter.bans import Ban, Lift
+
+KEYS = Keys("test")
+
+
+def ban(target: str, until: float | None, since: float = 1000.0, source: str = "auto") -> Ban:
+    return Ban(target, until, "test", "manual" if source == "manual" else "auto", 0, since)
+
+
+def test_the_strongest_ban_wins_a_lift_removes_older_bans_and_pruning_drops_ended_ones(
+    redis_server: RedisServer,
+) -> None:
+    now = time.time()
+
+    async def scenario() -> None:
+        client = async_client(redis_server.url, 1.0)
+        bans = ClusterBans(client, KEYS)
+        pubsub = client.pubsub()
+        await pubsub.subscribe(KEYS.ban_events)
+        await bans.publish(BanBatch("a", [ban("192.0.2.1", now + 600), ban("192.0.2.2", now + 5)]))
+        await bans.publish(BanBatch("b", [ban("192.0.2.1", now + 60)]))  # weaker: the stronger stays
+        await bans.publish(BanBatch("b", [ban("192.0.2.9", None, source="manual")]))
+        held = await bans.snapshot(now)
+        assert {b.target: b.until for b in held.bans} == {
+            "192.0.2.1": now + 600,
+            "192.0.2.2": now + 5,
+            "192.0.2.9": None,
+        }
+        await bans.publish(BanBatch("c", lifts=[Lift("192.0.2.1", now, now + 600)]))
+        held = await bans.snapshot(now)
+        assert "192.0.2.1" not in {b.target for b in held.bans}
+        assert [lift.target for lift in held.lifts] == ["192.0.2.1"]
+        assert await bans.prune(now + 10) == 1  # 192.0.2.2 ended
+        assert {b.target for b in (await bans.snapshot(now + 10)).bans} == {"192.0.2.9"}
+        heard = []
+        for _ in range(20):  # a None is also what the subscription's confirmation reads as
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                heard.append(BanBatch.from_message(message["data"]))
+        assert [batch.node for batch in heard] == ["a", "b", "b", "c"]
+        assert heard[0].bans[0] == ban("192.0.2.1", now + 600)
+        await pubsub.aclose()
+        await aclose(client)
+
+    asyncio.run(scenario())
+
+
+def test_a_damaged_ban_message_is_reported_not_raised() -> None:
+    batch = BanBatch.from_message(b'{"node": "a", "bans": [{"target": "nope"}], "lifts": "x"}')
+    assert batch.node == "a" and not batch.bans and batch.problems
+    assert BanBatch.from_message(b"[1").problems
+
+
+def test_one_leader_at_a_time_and_a_successor_after_the_lease(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        client = async_client(redis_server.url, 1.0)
+        a, b = SharedView(client, KEYS, "a"), SharedView(client, KEYS, "b")
+        assert await a.claim() == "a"
+        assert await b.claim() == "a"
+        assert await a.claim() == "a"  # renewed
+        await asyncio.sleep(LEASE_MS / 1000 + 0.2)  # a stops renewing
+        assert await b.claim() == "b"
+        await aclose(client)
+
+    asyncio.run(scenario())
+
+
+def test_summaries_cross_the_stream_onto_the_readers_clock(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        client = async_client(redis_server.url, 1.0)
+        sender, reader = SharedView(client, KEYS, "a"), SharedView(client, KEYS, "b")
+        assert await reader.read_seconds(own_offset=0.0) == ([], [])  # learns where the stream ends
+        counters = SecondCounters(3, 100.0)
+        payload = counters.snapshot_and_reset(101.0, {}).to_bytes()
+        await sender.add_seconds([payload, b"not json"], offset=5000.0)
+        summaries, problems = await reader.read_seconds(own_offset=4000.0)
+        assert len(summaries) == 1 and len(problems) == 1
+        (summary,) = summaries
+        assert summary.node == "a"
+        assert (summary.second.started, summary.second.ended) == (1100.0, 1101.0)  # 1000 s apart
+        assert await reader.read_seconds(own_offset=4000.0) == ([], [])
+        await aclose(client)
+
+    asyncio.run(scenario())
+
+
+def test_nodes_converge_on_one_challenge_secret_and_a_rotation_spreads(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    cluster = Cluster(redis=redis_server.url, node="a", namespace="test")
+    first, second = tmp_path / "a" / "secret.json", tmp_path / "b" / "secret.json"
+    secret_keys.load_or_create(first)
+    secret_keys.load_or_create(second)
+    assert first.read_bytes() != second.read_bytes()
+    assert "is now the cluster's" in share_secret(cluster, first)
+    assert "took the cluster's" in share_secret(cluster, second)
+    assert secret_keys.load(first) == secret_keys.load(second)
+    rotated = secret_keys.rotate(second, time.time())
+    assert "generation 2 is now the cluster's" in share_secret(cluster, second)
+    assert "took the cluster's (generation 2)" in share_secret(cluster, first)
+    assert secret_keys.load(first) == rotated
+
+
+def test_without_redis_a_node_keeps_its_own_secret(redis_server: RedisServer, tmp_path: Path) -> None:
+    path = tmp_path / "secret.json"
+    own = secret_keys.load_or_create(path)
+    redis_server.stop()
+    line = share_secret(Cluster(redis=redis_server.url, timeout=0.2), path)
+    assert "cannot reach the cluster's Redis" in line
+    assert secret_keys.load(path) == own
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:6379", "not a Redis URL"),
+        ("redis+sentinel://127.0.0.1:26379", "service name"),
+    ],
+)
+def test_bad_redis_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        async_client(url, 1.0) if url.startswith("redis") else Cluster(redis=url)
