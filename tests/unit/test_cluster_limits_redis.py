@@ -18,7 +18,7 @@ from shieldwall.cluster.limits import SharedBuckets
 from shieldwall.config.load import parse_config
 from shieldwall.config.schema import Settings
 from shieldwall.core.clock import SystemClock
-from shieldwall.dataplane.cluster_limits import ClusterLimits, cluster_tallies
+from shieldwall.dataplane.cluster_limits import ClusterLimits
 from shieldwall.policy.compile import compile_policy
 from shieldwall.policy.decision import Action, RequestView
 from shieldwall.policy.engine import Policy
@@ -83,7 +83,7 @@ def test_three_workers_share_one_limit_through_redis(redis_server: RedisServer) 
     async def body() -> list[int]:
         loop = asyncio.get_running_loop()
         workers = [
-            ClusterLimits(settings.cluster, cluster_tallies(p), SystemClock(), i)
+            ClusterLimits(settings.cluster, p.cluster_tallies(), SystemClock(), i)
             for i, p in enumerate(policies)
         ]
         for worker in workers:
@@ -108,7 +108,7 @@ def test_a_worker_that_loses_redis_limits_alone_says_so_once_and_resyncs(
     policy = compile_policy(settings.rules)
 
     async def body() -> None:
-        worker = ClusterLimits(settings.cluster, cluster_tallies(policy), SystemClock(), 0)
+        worker = ClusterLimits(settings.cluster, policy.cluster_tallies(), SystemClock(), 0)
         try:
             outcomes = []
             for step in range(10):
@@ -139,7 +139,7 @@ def test_a_redis_that_does_not_answer_costs_a_sync_at_most_the_timeout() -> None
         policy = compile_policy(settings.rules)
 
         async def body() -> float:
-            worker = ClusterLimits(settings.cluster, cluster_tallies(policy), SystemClock(), 0)
+            worker = ClusterLimits(settings.cluster, policy.cluster_tallies(), SystemClock(), 0)
             try:
                 policy.decide(VIEW, time.monotonic())
                 started = time.monotonic()

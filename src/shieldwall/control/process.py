@@ -20,14 +20,13 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shieldwall.admin.server import start_admin
 from shieldwall.alerts.alerter import start_alerter
 from shieldwall.config.client_data_schema import open_client_data
 from shieldwall.config.detector_schema import Detector
 from shieldwall.config.schema import Settings
-from shieldwall.control.cluster_agent import ClusterAgent
-from shieldwall.control.cluster_view import ClusterView
 from shieldwall.control.firewall_mirror import FirewallMirror
 from shieldwall.control.incident_facts import FactsBook
 from shieldwall.control.loop import ControlLoop, Tick
@@ -37,6 +36,10 @@ from shieldwall.core.clock import SystemClock
 from shieldwall.detector.events import Event
 from shieldwall.net.ipdata import DataFileError
 from shieldwall.state.incident_store import DAY, IncidentStoreError, shared
+
+if TYPE_CHECKING:
+    from shieldwall.control.cluster_agent import ClusterAgent
+    from shieldwall.control.cluster_view import ClusterView
 
 log = logging.getLogger("shieldwall.control")
 
@@ -65,12 +68,14 @@ async def _serve(settings: Settings, telemetry: socket.socket) -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
     detector = settings.detector
     control = _detector_loop(settings)
-    view = (
-        ClusterView(_detector_loop(settings), settings.cluster.node_name, settings.server.state_dir)
-        if settings.cluster.enabled
-        else None
-    )
-    agent = ClusterAgent(settings, view) if view is not None else None
+    view: ClusterView | None = None
+    agent: ClusterAgent | None = None
+    if settings.cluster.enabled:  # imported only then: redis-py is ~6 MB a lone node has no use for
+        from shieldwall.control.cluster_agent import ClusterAgent  # noqa: PLC0415
+        from shieldwall.control.cluster_view import ClusterView  # noqa: PLC0415
+
+        view = ClusterView(_detector_loop(settings), settings.cluster.node_name, settings.server.state_dir)
+        agent = ClusterAgent(settings, view)
     link = loop.create_task(agent.run(stop)) if agent is not None else None
     telemetry.setblocking(False)
     loop.add_reader(telemetry.fileno(), _drain, telemetry, control, agent)

@@ -22,18 +22,8 @@ from shieldwall.cluster.limits import SharedBuckets
 from shieldwall.config.cluster_schema import Cluster
 from shieldwall.core.clock import Clock
 from shieldwall.limiter.cluster_tally import ClusterTally, Reconciler
-from shieldwall.policy.engine import Policy
 
 log = logging.getLogger("shieldwall.cluster")
-
-
-def cluster_tallies(policy: Policy) -> dict[str, ClusterTally]:
-    """Rule name -> tally, for the policy's cluster-scoped limit rules."""
-    return {
-        rule.name: rule.limiter.tally
-        for rule in policy.rules
-        if rule.limiter is not None and rule.limiter.tally is not None
-    }
 
 
 class ClusterLimits:

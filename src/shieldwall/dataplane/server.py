@@ -10,7 +10,7 @@ import ssl
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from shieldwall.admission.controller import Ticket
 from shieldwall.config.client_data_schema import open_client_data
@@ -21,7 +21,6 @@ from shieldwall.dataplane.accesslog import AccessLog
 from shieldwall.dataplane.cache_shield import CacheShield
 from shieldwall.dataplane.challenges import Challenges
 from shieldwall.dataplane.client import ClientConnection
-from shieldwall.dataplane.cluster_limits import ClusterLimits, cluster_tallies
 from shieldwall.dataplane.exchange import Exchange
 from shieldwall.dataplane.mode_effects import ModeEffects
 from shieldwall.dataplane.origin_door import OriginDoor
@@ -35,6 +34,9 @@ from shieldwall.net.client_identity import normalise_ip
 from shieldwall.net.networks import NetworkSet
 from shieldwall.net.proxy_protocol import ProxyProtocolError, parse_proxy_header
 from shieldwall.policy.compile import compile_policy
+
+if TYPE_CHECKING:
+    from shieldwall.dataplane.cluster_limits import ClusterLimits
 
 MAX_TARPITTED = 1000  # tarpitted refusals held at once per worker
 log = logging.getLogger("shieldwall.dataplane")
@@ -135,10 +137,12 @@ class ShieldServer:
             gate=self.challenges,
             ipdata=open_client_data(settings.client_data),  # read before the fork, usually: shared
         )
-        tallies = cluster_tallies(self.policy)  # scope = "cluster" limits, synced through Redis
-        self.cluster_limits = (
-            ClusterLimits(settings.cluster, tallies, self.clock, worker_id) if tallies else None
-        )
+        tallies = self.policy.cluster_tallies()  # scope = "cluster" limits, synced through Redis
+        self.cluster_limits: ClusterLimits | None = None
+        if tallies:  # imported only then: redis-py costs a worker ~10 MB it has no use for otherwise
+            from shieldwall.dataplane.cluster_limits import ClusterLimits  # noqa: PLC0415
+
+            self.cluster_limits = ClusterLimits(settings.cluster, tallies, self.clock, worker_id)
         self.bans = WorkerBans(settings, worker_id, self.clock.wall())
         self.inflight = OpenCounts(limits.max_inflight_per_ip) if limits.max_inflight_per_ip else None
         self.door = OriginDoor(settings.admission) if settings.admission.enabled else None

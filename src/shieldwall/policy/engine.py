@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
+from shieldwall.limiter.cluster_tally import ClusterTally
 from shieldwall.limiter.concurrency import OpenCounts
 from shieldwall.net.ipdata import IpInfo, IpLookup
 from shieldwall.policy.decision import ALLOW, Action, Decision, RequestView
@@ -58,6 +59,14 @@ class Policy:
         self._lookup: Callable[[str], IpInfo | None] = (_NoData() if ipdata is None else ipdata).lookup
         # Normalising the path costs ~0.2 µs even when it is already normal: only pay it when it is used.
         self._match_paths = any(rule.looks_at_path for rule in rules)
+
+    def cluster_tallies(self) -> dict[str, ClusterTally]:
+        """Rule name -> tally, for the `scope = "cluster"` limit rules (dataplane/cluster_limits.py)."""
+        return {
+            rule.name: rule.limiter.tally
+            for rule in self.rules
+            if rule.limiter is not None and rule.limiter.tally is not None
+        }
 
     def decide(self, view: RequestView, now: float) -> Decision:
         """The first rule that stops the request decides; a limit rule under its limit lets evaluation
