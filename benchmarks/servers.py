@@ -94,7 +94,7 @@ class Servers:
         port = free_port()
         conf = self.workdir / "origin.conf"
         conf.write_text(render_template("origin.conf.tmpl", DIR=str(self.workdir), PORT=str(port)))
-        return self._start("nginx-origin", self._nginx_argv(conf, "origin"), port, cpu)
+        return self.start("nginx-origin", self._nginx_argv(conf, "origin"), port, cpu)
 
     def nginx_proxy(self, cpu: int, *, origin_port: int, access_log: bool, rate_limited: bool) -> Server:
         port = free_port()
@@ -114,7 +114,7 @@ class Servers:
             LIMIT_REQ=limit,
         )
         conf.write_text(text)
-        return self._start("nginx", self._nginx_argv(conf, f"proxy-{port}"), port, cpu)
+        return self.start("nginx", self._nginx_argv(conf, f"proxy-{port}"), port, cpu)
 
     def shieldwall(self, cpu: int, *, origin_port: int, access_log: bool, rate_limited: bool) -> Server:
         port = free_port()
@@ -134,7 +134,7 @@ class Servers:
         # and its per-request counting still run, as they do for a site in peacetime.
         write_pin(self.workdir / "state", Pin(Mode.NORMAL, None, "make bench"))
         argv = [sys.executable, "-m", "shieldwall", "run", "--config", str(conf), "--workers", "1"]
-        return self._start("shieldwall", argv, port, cpu)
+        return self.start("shieldwall", argv, port, cpu)
 
     def stop(self, server: Server) -> None:
         """Stop `server` (see Child.stop) and forget it."""
@@ -147,11 +147,14 @@ class Servers:
         error_log = self.workdir / f"{stem}.error.log"
         return ["nginx", "-p", str(self.workdir), "-c", str(conf), "-e", str(error_log)]
 
-    def _start(self, name: str, argv: list[str], port: int, cpu: int) -> Server:
+    def start(self, name: str, argv: list[str], port: int, cpu: int, *, ready: bool | None = True) -> Server:
+        """Start `argv` pinned to `cpu`; with `ready`, once it answers HTTP on `port` (None: the caller
+        waits for it in its own way)."""
         pinned = ["taskset", "-c", str(cpu), *argv]
         server = Server.spawn(name, pinned, self.workdir / f"{name}-{port}.stderr", port=port)
-        server.wait_until(lambda: _answers_http(port), READY_TIMEOUT, f"HTTP answer on port {port}")
         self.live.append(server)
+        if ready:
+            server.wait_until(lambda: _answers_http(port), READY_TIMEOUT, f"HTTP answer on port {port}")
         return server
 
 
