@@ -20,7 +20,7 @@ REDIS = {"redis": "redis://127.0.0.1:6379/0"}
         ({"cluster": {**REDIS, "node": "a b"}}, "not a node name"),
         ({"cluster": {**REDIS, "namespace": "Upper"}}, "lower-case"),
         ({"cluster": {**REDIS, "sync_interval": 0.01}}, "0.05"),
-        ({"cluster": REDIS, "detector": {"enabled": False}}, "a cluster needs detector.enabled"),
+        ({"cluster": REDIS, "detector": {"enabled": False}}, "link to the others) needs detector.enabled"),
         ({"firewall": {"nftables": True}, "detector": {"enabled": False}}, "nftables mirror needs detector"),
     ],
 )

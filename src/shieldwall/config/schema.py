@@ -92,6 +92,15 @@ def _is_sni_name(value: str) -> str:
     return value
 
 
+def _needs_the_control_process(enabled: bool, info: ValidationInfo, what: str) -> None:
+    detector = info.data.get("detector")
+    if enabled and detector is not None and not detector.enabled:
+        raise ValueError(
+            f"{what} needs detector.enabled = true: it runs in the control process, which runs only "
+            "with the detector"
+        )
+
+
 def _same_socket(listen: tuple[str, int], origin: tuple[str, int]) -> bool:
     """Whether connecting to `origin` would reach the listener at `listen` (for IP literals and
     localhost only: names other than localhost are not resolved while loading a config)."""
@@ -315,23 +324,13 @@ class Settings(Section):
     @field_validator("firewall")
     @classmethod
     def _firewall_has_a_control_process(cls, firewall: Firewall, info: ValidationInfo) -> Firewall:
-        detector = info.data.get("detector")
-        if firewall.nftables and detector is not None and not detector.enabled:
-            raise ValueError(
-                "the nftables mirror needs detector.enabled = true: it runs in the control process, "
-                "which the detector runs in"
-            )
+        _needs_the_control_process(firewall.nftables, info, "the nftables mirror")
         return firewall
 
     @field_validator("cluster")
     @classmethod
     def _cluster_has_a_control_process(cls, cluster: Cluster, info: ValidationInfo) -> Cluster:
-        detector = info.data.get("detector")
-        if cluster.enabled and detector is not None and not detector.enabled:
-            raise ValueError(
-                "a cluster needs detector.enabled = true: the control process, which the detector runs "
-                "in, is what links this node to the others"
-            )
+        _needs_the_control_process(cluster.enabled, info, "a cluster (the node's link to the others)")
         return cluster
 
     @field_validator("cluster")

@@ -34,7 +34,7 @@ from typing import Any, Final, Literal, cast, get_args
 from shieldwall.detector.signatures import Signature, SignatureAction
 from shieldwall.detector.sketches import Summary
 from shieldwall.limiter.bans import Ban
-from shieldwall.state.ban_store import parse_ban
+from shieldwall.state.ban_store import ban_entry, parse_ban
 
 FACTS_FORMAT: Final = "shieldwall-report-facts/1"
 AUTOMATIC: Final = "automatic"
@@ -208,17 +208,7 @@ def _facts_document(facts: ReportFacts) -> dict[str, Any]:
             }
             for record in facts.signatures
         ],
-        "bans": [
-            {
-                "target": ban.target,
-                "until": ban.until,
-                "reason": ban.reason,
-                "source": ban.source,
-                "level": ban.level,
-                "since": ban.since,
-            }
-            for ban in facts.bans
-        ],
+        "bans": [ban_entry(ban) for ban in facts.bans],
         "actions": [{"at": action.at, "what": action.what, "by": action.by} for action in facts.actions],
         "top": {
             name: [
