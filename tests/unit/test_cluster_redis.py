@@ -141,3 +141,19 @@ def test_without_redis_a_node_keeps_its_own_secret(redis_server: RedisServer, tm
 def test_bad_redis_urls_are_refused(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         async_client(url, 1.0) if url.startswith("redis") else Cluster(redis=url)
+
+
+def test_the_stream_keeps_only_the_last_seconds_by_redis_clock(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        client = async_client(redis_server.url, 1.0)
+        view = SharedView(client, KEYS, "a")
+        payload = SecondCounters(0, 1.0).snapshot_and_reset(2.0).to_bytes()
+        for _ in range(3):
+            await view.add_seconds([payload] * 100, 0.0)
+        assert await client.xlen(KEYS.seconds) == 300, "nothing is older than the window yet"
+        view._added_ms += 60_000  # as if a minute had passed on Redis's clock since the last addition
+        await view.add_seconds([payload], 0.0)
+        assert await client.xlen(KEYS.seconds) <= 101, "whole stream nodes older than the window went"
+        await aclose(client)
+
+    asyncio.run(scenario())

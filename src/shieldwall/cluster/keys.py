@@ -61,10 +61,9 @@ class Keys:
         """STRING: the leader's control state (mode, signatures, incident) as JSON."""
         return self._key("state")
 
-    @property
-    def incidents(self) -> str:
-        """HASH incident id -> the incident's stored record (JSON), written by the leader."""
-        return self._key("incidents")
+    def incident(self, incident_id: str) -> str:
+        """STRING with an expiry: an incident's stored record (JSON), written by the leader."""
+        return self._key(f"incident:{incident_id}")
 
     @property
     def pin(self) -> str:

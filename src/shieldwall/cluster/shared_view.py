@@ -20,7 +20,10 @@ from shieldwall.cluster.keys import Keys
 from shieldwall.detector.counters import WorkerSecond
 from shieldwall.state.incident_store import Record
 
-STREAM_KEPT: Final = 20_000  # summaries kept in the stream (approximately): minutes of a large cluster
+# Summaries are kept this long in the stream (nodes read it every 0.25 s; one that reconnects starts from
+# its end), trimmed by entry ID, which is Redis's clock: 10 s of 80 workers at ~30 KB is ~24 MB.
+STREAM_KEPT_MS: Final = 10_000
+INCIDENT_TTL: Final = 86_400  # seconds the leader's incident records stay for followers to copy
 LEASE_MS: Final = 3000  # the leader's lease: another node takes over this long after the leader stops
 STATE_TTL_MS: Final = 5000  # the leader's published state goes stale (and followers decide alone) after
 
@@ -54,14 +57,23 @@ class SharedView:
         self.node = node
         self._claim = client.register_script(_CLAIM)
         self.last_id = "$"  # the stream read so far: "$" is "from now on"
+        self._added_ms = 0  # Redis's clock at this node's last addition (the ID it gave the entry)
 
     async def add_seconds(self, payloads: list[bytes], offset: float) -> None:
-        """This node's workers' summaries, in one round trip."""
+        """This node's workers' summaries, in one round trip; and the stream trimmed to STREAM_KEPT_MS
+        before the previous addition (by ID, so by Redis's clock, whatever the nodes' clocks say)."""
         async with self.client.pipeline(transaction=False) as pipe:
             for payload in payloads:
                 fields: Any = {"node": self.node, "offset": repr(offset), "data": payload}
-                pipe.xadd(self.keys.seconds, fields, maxlen=STREAM_KEPT, approximate=True)
-            await pipe.execute()
+                pipe.xadd(self.keys.seconds, fields)
+            if self._added_ms:
+                pipe.xtrim(self.keys.seconds, minid=str(self._added_ms - STREAM_KEPT_MS), approximate=True)
+            replies = await pipe.execute()
+        if payloads:
+            newest = replies[len(payloads) - 1]
+            self._added_ms = int(
+                (newest.decode() if isinstance(newest, bytes) else str(newest)).split("-")[0]
+            )
 
     async def read_seconds(self, own_offset: float, count: int = 1000) -> tuple[list[Summary], list[str]]:
         """Every summary added since the last read (this node's own too); and problems with damaged ones."""
@@ -100,10 +112,10 @@ class SharedView:
         return document if isinstance(document, dict) else None
 
     async def publish_incident(self, record: Record) -> None:
-        await self.client.hset(self.keys.incidents, record.id, json.dumps(asdict(record)))
+        await self.client.set(self.keys.incident(record.id), json.dumps(asdict(record)), ex=INCIDENT_TTL)
 
     async def fetch_incident(self, incident_id: str) -> Record | None:
-        data = await self.client.hget(self.keys.incidents, incident_id)
+        data = await self.client.get(self.keys.incident(incident_id))
         if data is None:
             return None
         return Record(**json.loads(data))

@@ -25,7 +25,9 @@ from shieldwall.limiter.bans import Ban, Lift
 from shieldwall.state import ban_store
 
 REWRITE_EVERY = 60.0  # seconds: cluster.json is rewritten this often anyway, dropping what has ended
-MAX_SEGMENTS = 50  # cluster-<N>.json files before they are folded into cluster.json
+# cluster-<N>.json files before they are folded into cluster.json: ~30 s of a ban wave at one segment
+# per agent round; folding rewrites the whole file and makes every worker parse all of it again.
+MAX_SEGMENTS = 600
 
 
 class NodeBans:
