@@ -79,6 +79,19 @@ def until(predicate: Callable[[], bool], timeout: float) -> float | None:
     return None
 
 
+def first_refusal(
+    source: str, shield: procs.ServerProcess, since: float, timeout: float = 5.0
+) -> float | None:
+    """Seconds from `since` to the start of the first probe that found `source` refused at accept: an
+    upper bound of when the ban took effect there (the probe before it, 0.25 s earlier, was let in)."""
+    while time.monotonic() < since + timeout:
+        started = time.monotonic()
+        if refused_quickly(source, shield):
+            return started - since
+        time.sleep(0.05)
+    return None
+
+
 def refused_quickly(source: str, shield: procs.ServerProcess) -> bool:
     """Whether `source` is refused at accept: the connection closes at once, before any answer (a
     client let in gets no answer either, its request not being sent: the look costs 0.2 s)."""
@@ -110,18 +123,17 @@ def test_a_ban_on_one_node_is_refused_by_the_others_within_a_second(
         assert [conn.request("GET", "/wp-admin").status for _ in range(3)] == [403, 403, 403]
         banned_at = time.monotonic()
         assert conn.peer_closed(within=3)
-    assert is_refused_at_accept("127.0.0.51", nodes["a"])
     for name in ("b", "c"):
-        took = until(lambda name=name: refused_quickly("127.0.0.51", nodes[name]), 5.0)
-        assert took is not None, f"node {name} never refused the client node a banned"
-        since_ban = time.monotonic() - banned_at
-        assert since_ban <= PROPAGATION + 0.5 or took <= PROPAGATION, (name, since_ban, took)
-    # Measured from the ban to node b's first refusal, alone (node c was checked after it):
-    with connect_from("127.0.0.52", nodes["b"]) as conn:
+        took = first_refusal("127.0.0.51", nodes[name], since=banned_at)
+        print(f"ban on a refused by {name} within {took} s")
+        assert took is not None and took <= PROPAGATION, (name, took)
+    assert is_refused_at_accept("127.0.0.51", nodes["a"])
+    with connect_from("127.0.0.52", nodes["b"]) as conn:  # and from another node
         assert [conn.request("GET", "/wp-admin").status for _ in range(3)] == [403, 403, 403]
-        start = time.monotonic()
-    took = until(lambda: refused_quickly("127.0.0.52", nodes["c"]), 5.0)
-    assert took is not None and time.monotonic() - start <= PROPAGATION + 0.5, took
+        banned_at = time.monotonic()
+    took = first_refusal("127.0.0.52", nodes["c"], since=banned_at)
+    print(f"ban on b refused by c within {took} s")
+    assert took is not None and took <= PROPAGATION, took
 
 
 def test_an_operators_ban_and_unban_on_one_node_reach_every_node(
@@ -130,10 +142,12 @@ def test_an_operators_ban_and_unban_on_one_node_reach_every_node(
     nodes = start_cluster(start_shield, redis_server, tmp_path, {})
     on_b = cli_config("b", redis_server, tmp_path, {})
     added = bans_cli("add", "127.0.0.60", "--for", "10m", "--reason", "cluster test", config=on_b)
+    written_at = time.monotonic()
     assert added.returncode == 0, added.stderr
     for name in NODES:
-        took = until(lambda name=name: refused_quickly("127.0.0.60", nodes[name]), 5.0)
-        assert took is not None and took <= PROPAGATION + 0.5, (name, took)
+        took = first_refusal("127.0.0.60", nodes[name], since=written_at)
+        print(f"operator's ban on b refused by {name} within {took} s")
+        assert took is not None and took <= PROPAGATION, (name, took)
     on_c = cli_config("c", redis_server, tmp_path, {})
     listed = bans_cli("list", config=on_c)
     assert "127.0.0.60" in listed.stdout, "node c lists the ban node b's operator made"
