@@ -11,14 +11,22 @@ from pathlib import Path
 import pytest
 
 from helpers.redis_server import RedisServer
+from shieldwall.admin.operator import Operator
 from shieldwall.challenge import keys as secret_keys
 from shieldwall.cluster.bans import BanBatch, ClusterBans
 from shieldwall.cluster.connection import aclose, async_client
 from shieldwall.cluster.keys import Keys
 from shieldwall.cluster.secret import share_secret
 from shieldwall.cluster.shared_view import LEASE_MS, SharedView
+from shieldwall.config import parse_config
 from shieldwall.config.cluster_schema import Cluster
+from shieldwall.control.cluster_agent import ClusterAgent
+from shieldwall.control.cluster_view import ClusterView
+from shieldwall.control.loop import ControlLoop
+from shieldwall.control.state import StateReader
+from shieldwall.detector.config import DetectorConfig
 from shieldwall.detector.counters import SecondCounters
+from shieldwall.detector.signatures import Signature
 from shieldwall.limiter.bans import Ban, Lift
 
 KEYS = Keys("test")
@@ -157,3 +165,37 @@ def test_the_stream_keeps_only_the_last_seconds_by_redis_clock(redis_server: Red
         await aclose(client)
 
     asyncio.run(scenario())
+
+
+def test_an_operators_signature_decision_on_one_node_reaches_the_clusters_detector_on_another(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    now = time.time()
+    signature = Signature((("user_agent", "flood/1.0"),), 0.9, 0.0, "block", now, now + 120)
+
+    def node(name: str) -> tuple[ClusterAgent, ControlLoop]:
+        config = {"cluster": {"redis": redis_server.url, "node": name, "namespace": "test"}}
+        settings = parse_config({**config, "server": {"state_dir": str(tmp_path / name)}})
+        cluster = ControlLoop(DetectorConfig())
+        cluster.signatures.propose([signature], now)  # both nodes' cluster detectors mined it
+        return ClusterAgent(settings, ClusterView(cluster, name, tmp_path / name)), cluster
+
+    (agent_a, cluster_a), (agent_b, cluster_b) = node("a"), node("b")
+    local_a = ControlLoop(DetectorConfig())  # node a's own detector never saw the signature
+    settings_a = parse_config({"server": {"state_dir": str(tmp_path / "a")}})
+    operator = Operator(local_a, settings_a, StateReader(tmp_path / "pin.json"))
+    operator.cluster, operator.share = cluster_a, agent_a.decide
+    assert operator.reject_signature(signature.id, "alice"), "found in the cluster's detector"
+    assert cluster_a.signatures.get(signature.id) is None
+    assert not (tmp_path / "a" / "control" / "state.json").exists(), "the next tick applies it"
+
+    async def exchange() -> None:
+        client = async_client(redis_server.url, 1.0)
+        await agent_a._exchange_decisions(SharedView(client, Keys("test"), "a"), time.time())
+        assert cluster_b.signatures.get(signature.id) is not None
+        await agent_b._exchange_decisions(SharedView(client, Keys("test"), "b"), time.time())
+        await aclose(client)
+
+    asyncio.run(exchange())
+    assert cluster_b.signatures.get(signature.id) is None, "node b's cluster detector dropped it too"
+    assert cluster_b.signatures.is_rejected(signature.id)

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from shieldwall.control.loop import ControlLoop
 from shieldwall.control.state import Pin, StateReader, write_pin, write_state
 from shieldwall.core.clock import Clock, SystemClock
 from shieldwall.detector.events import Event, Mode
+from shieldwall.detector.signatures import SignatureSet
 from shieldwall.limiter.bans import Ban
 from shieldwall.net.networks import NetworkSet
 from shieldwall.report import words
@@ -61,6 +63,10 @@ class Operator:
         self.supervisor = supervisor
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._events: list[Event] = []
+        # With [cluster] (control/process.py sets both): the cluster's detector, whose signatures the
+        # node applies, and how a decision on a signature reaches the other nodes.
+        self.cluster: ControlLoop | None = None
+        self.share: Callable[[str, str], None] | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -117,36 +123,51 @@ class Operator:
 
     # --- signatures -----------------------------------------------------------------------------
 
+    def _signature_sets(self) -> list[SignatureSet]:
+        """The node's own detector's signatures, and with [cluster] the cluster's (which it applies)."""
+        return [loop.signatures for loop in (self.control, self.cluster) if loop is not None]
+
     def pin_signature(self, signature_id: str, by: str) -> bool:
         """Keep an active signature in force until unpinned, even past the incident; False when none is
         active."""
-        if not self.control.signatures.pin(signature_id):
+        if not [True for sset in self._signature_sets() if sset.pin(signature_id)]:
             return False
         self._note(f"Pinned signature {signature_id}", by)
+        self._share(signature_id, "pin")
         return True
 
     def unpin_signature(self, signature_id: str, by: str) -> bool:
         """Let a pinned signature live by its matches again (a full ttl from now); False when it was not
         pinned."""
-        if not self.control.signatures.unpin(signature_id, self.clock.wall()):
+        wall = self.clock.wall()
+        if not [True for sset in self._signature_sets() if sset.unpin(signature_id, wall)]:
             return False
         self._note(f"Unpinned signature {signature_id}", by)
+        self._share(signature_id, "unpin")
         return True
 
     def reject_signature(self, signature_id: str, by: str) -> bool:
         """Drop an active signature and never take it again during this incident; False when none is
         active. Raises OSError when the state file cannot be written (the workers then keep applying it
-        until the next state change)."""
-        signature = self.control.signatures.get(signature_id)
+        until the next state change). With [cluster], every node drops it at its next tick instead."""
+        found = [sset.get(signature_id) for sset in self._signature_sets()]
+        signature = next((sig for sig in found if sig is not None), None)
         if signature is None:
             return False
-        self.control.signatures.reject(signature_id)
+        for sset in self._signature_sets():
+            sset.reject(signature_id)
         self._note(f"Rejected signature {signature_id}: {signature.describe()}", by)
-        state = replace(
-            self.control.state, signatures=self.control.signatures.active, updated=self.clock.wall()
-        )
-        write_state(self.state_dir, state)
+        if self.cluster is None:
+            state = replace(
+                self.control.state, signatures=self.control.signatures.active, updated=self.clock.wall()
+            )
+            write_state(self.state_dir, state)
+        self._share(signature_id, "reject")
         return True
+
+    def _share(self, signature_id: str, decision: str) -> None:
+        if self.share is not None:
+            self.share(signature_id, decision)
 
     # --- the configuration ----------------------------------------------------------------------
 

@@ -70,6 +70,11 @@ class Keys:
         """STRING: the last operator's pin made on any node (control/state.py Pin as JSON)."""
         return self._key("pin")
 
+    @property
+    def signature_decisions(self) -> str:
+        """HASH signature id -> an operator's last decision on it (pin, unpin, reject) as JSON."""
+        return self._key("signature-decisions")
+
     def node(self, name: str) -> str:
         """STRING with an expiry: a node's last heartbeat (its status as JSON)."""
         return self._key(f"node:{name}")

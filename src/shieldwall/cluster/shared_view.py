@@ -10,6 +10,7 @@ under the detector's 3 s tolerance for late summaries.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
@@ -24,6 +25,7 @@ from shieldwall.state.incident_store import Record
 # its end), trimmed by entry ID, which is Redis's clock: 10 s of 80 workers at ~30 KB is ~24 MB.
 STREAM_KEPT_MS: Final = 10_000
 INCIDENT_TTL: Final = 86_400  # seconds the leader's incident records stay for followers to copy
+DECISIONS_TTL: Final = 86_400  # seconds operators' signature decisions stay after the last one
 LEASE_MS: Final = 3000  # the leader's lease: another node takes over this long after the leader stops
 STATE_TTL_MS: Final = 5000  # the leader's published state goes stale (and followers decide alone) after
 
@@ -126,6 +128,25 @@ class SharedView:
     async def fetch_pin(self) -> bytes | None:
         data = await self.client.get(self.keys.pin)
         return data if isinstance(data, bytes) else None
+
+    async def decide(self, signature_id: str, decision: dict[str, Any]) -> None:
+        """An operator's decision on a signature, for every node (the leader's detector applies it)."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.signature_decisions, signature_id, json.dumps(decision))
+            pipe.expire(self.keys.signature_decisions, DECISIONS_TTL)
+            await pipe.execute()
+
+    async def decisions(self) -> dict[str, dict[str, Any]]:
+        """Every signature's last decision (damaged entries are left out)."""
+        raw = await self.client.hgetall(self.keys.signature_decisions)
+        decisions = {}
+        for signature_id, data in raw.items():
+            with contextlib.suppress(ValueError):
+                decision = json.loads(data)
+                if isinstance(decision, dict):
+                    key = signature_id.decode() if isinstance(signature_id, bytes) else signature_id
+                    decisions[key] = decision
+        return decisions
 
     async def nodes(self) -> list[dict[str, Any]]:
         """The heartbeats of every node seen in the last few seconds."""

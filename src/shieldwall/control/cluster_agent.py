@@ -88,7 +88,14 @@ class ClusterAgent:
         self._pins = StateReader(control_dir(settings.server.state_dir) / PIN_FILE)
         self._pin_seen: bytes | None = None
         self._seconds: list[bytes] = []
+        self._decisions: list[tuple[str, dict[str, Any]]] = []  # operators' decisions to send
+        self._decided: dict[str, float] = {}  # signature id -> time of the last decision applied
         self._client: aioredis.Redis | None = None
+
+    def decide(self, signature_id: str, decision: str) -> None:
+        """An operator on this node pinned, unpinned or rejected a signature (admin/operator.py): the
+        other nodes take the decision too, within a second or two."""
+        self._decisions.append((signature_id, {"decision": decision, "at": time.time()}))
 
     def receive(self, payload: bytes) -> bool:
         """A worker's message: True when it was a new ban (now queued for the cluster); a summary is
@@ -213,6 +220,7 @@ class ClusterAgent:
                 record = await shared.fetch_incident(incident_id)
                 if record is not None:
                     view.copy(record, wall)
+        await self._exchange_decisions(shared, wall)
         local = self._pins.changed()
         if local is not None:  # an operator pinned (or unpinned) on this node: the whole cluster takes it
             await shared.publish_pin(local)
@@ -223,6 +231,27 @@ class ClusterAgent:
                 view.pin(Pin.from_json(shared_pin), now, wall)
             except ValueError as exc:
                 log.warning("ignoring the cluster's damaged pin: %s", exc)
+
+    async def _exchange_decisions(self, shared: SharedView, wall: float) -> None:
+        """Send this node's signature decisions; apply every node's to the cluster's detector."""
+        while self._decisions:
+            signature_id, decision = self._decisions[0]
+            await shared.decide(signature_id, decision)
+            self._decided[signature_id] = decision["at"]  # applied here already (admin/operator.py)
+            self._decisions.pop(0)
+        signatures = self.view.loop.signatures
+        for signature_id, decision in (await shared.decisions()).items():
+            at = decision.get("at")
+            if not isinstance(at, int | float) or self._decided.get(signature_id, -1.0) >= at:
+                continue
+            self._decided[signature_id] = float(at)
+            action = decision.get("decision")
+            if action == "pin":
+                signatures.pin(signature_id)
+            elif action == "unpin":
+                signatures.unpin(signature_id, wall)
+            elif action == "reject":
+                signatures.reject(signature_id)
 
     async def _heartbeat(self, client: aioredis.Redis) -> None:
         beat = json.dumps({"node": self.status.node, "at": time.time()})

@@ -83,6 +83,8 @@ async def _serve(settings: Settings, telemetry: socket.socket) -> None:
     pins = StateReader(control_dir(state_dir) / PIN_FILE)
     alerter = start_alerter(settings.alerts)
     admin = await start_admin(settings, control, pins)  # logs why and serves nothing when it cannot
+    if admin.context is not None and view is not None and agent is not None:
+        admin.context.operator.cluster, admin.context.operator.share = view.loop, agent.decide
     mirror = FirewallMirror(settings)
     mirror.start(control.status)  # [firewall] nftables: bans into the kernel; nothing when off
     last_saved = 0.0
