@@ -199,6 +199,11 @@ def test_a_prefix_ban_is_removed_with_its_slash_url_encoded(rig: AdminRig) -> No
     assert removed.json()["lifted"] == 1
 
 
+def test_a_target_with_a_line_break_is_a_bad_request_not_a_missing_route(rig: AdminRig) -> None:
+    answered = rig.client.delete(f"{API}/bans/192.0.2.1%0Ax", headers=rig.auth)
+    assert answered.status_code == 400, answered.text
+
+
 def test_removing_an_address_lifts_the_workers_bans_and_names_a_banned_prefix(rig: AdminRig) -> None:
     now = WALL0
     worker_bans = [
