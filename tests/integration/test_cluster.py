@@ -265,7 +265,7 @@ def test_redis_lost_mid_traffic_costs_no_legitimate_request_and_is_caught_up_aft
         cluster: dict[str, Any] = admin.json("GET", "/api/v1/status").get("cluster", {})
         return cluster
 
-    assert until(lambda: link().get("redis") == "connected", 10.0) is not None, link()
+    assert until(lambda: link().get("nodes") == ["a", "b", "c"], 10.0) is not None, link()
     failures: list[str] = []
     served = 0
     stop = threading.Event()

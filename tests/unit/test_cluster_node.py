@@ -11,7 +11,7 @@ from pathlib import Path
 from test_control_loop import CONFIG, WALL0, worker_second
 
 from shieldwall.cluster.bans import BanBatch
-from shieldwall.control.cluster_bans import NodeBans
+from shieldwall.control.cluster_bans import BATCH, NodeBans
 from shieldwall.control.cluster_view import STATE_FRESH, ClusterView
 from shieldwall.control.loop import ControlLoop, Tick
 from shieldwall.control.state import ControlState, Pin
@@ -172,3 +172,13 @@ def test_new_bans_go_into_small_segments_until_a_lift_folds_them_into_the_whole_
     node.write(4.0)
     assert files() == ["cluster.json"]
     assert {b.target for b in ban_store.load_all(tmp_path, now).bans} == {"192.0.2.1", "192.0.2.3"}
+
+
+def test_a_ban_wave_goes_out_in_batches(tmp_path: Path) -> None:
+    node = NodeBans(tmp_path)
+    now = time.time()
+    for i in range(BATCH + 10):
+        node.note(ban(f"10.0.{i // 250}.{i % 250}", now + 60, now))
+    first, second = node.take(), node.take()
+    assert first is not None and second is not None and node.take() is None
+    assert (len(first.bans), len(second.bans)) == (BATCH, 10)

@@ -17,7 +17,7 @@ from shieldwall.cluster.bans import BanBatch, ClusterBans
 from shieldwall.cluster.connection import aclose, async_client
 from shieldwall.cluster.keys import Keys
 from shieldwall.cluster.secret import share_secret
-from shieldwall.cluster.shared_view import LEASE_MS, SharedView
+from shieldwall.cluster.shared_view import LEASE_MS, NODE_GONE, SharedView
 from shieldwall.config import parse_config
 from shieldwall.config.cluster_schema import Cluster
 from shieldwall.control.cluster_agent import ClusterAgent
@@ -89,6 +89,18 @@ def test_one_leader_at_a_time_and_a_successor_after_the_lease(redis_server: Redi
         assert await a.claim() == "a"  # renewed
         await asyncio.sleep(LEASE_MS / 1000 + 0.2)  # a stops renewing
         assert await b.claim() == "b"
+        await aclose(client)
+
+    asyncio.run(scenario())
+
+
+def test_heartbeats_say_which_nodes_are_alive(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        client = async_client(redis_server.url, 1.0)
+        a, b = SharedView(client, KEYS, "a"), SharedView(client, KEYS, "b")
+        assert await a.beat(1000.0) == ["a"]
+        assert await b.beat(1001.0) == ["a", "b"]
+        assert await b.beat(1001.0 + NODE_GONE + 0.5) == ["b"], "a stopped beating"
         await aclose(client)
 
     asyncio.run(scenario())

@@ -276,6 +276,11 @@ def _cluster_link(link: Mapping[str, Any] | None) -> Iterator[Any]:
     yield GaugeMetricFamily(
         "shieldwall_cluster_leader", "1 while this node leads the cluster.", value=link["role"] == "leader"
     )
+    yield GaugeMetricFamily(
+        "shieldwall_cluster_nodes",
+        "Nodes alive by their heartbeats (0 while Redis is lost).",
+        len(link["nodes"]),
+    )
     yield CounterMetricFamily(
         "shieldwall_cluster_redis_losses", "Times this node lost the cluster's Redis.", value=link["losses"]
     )

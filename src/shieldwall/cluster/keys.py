@@ -75,9 +75,10 @@ class Keys:
         """HASH signature id -> an operator's last decision on it (pin, unpin, reject) as JSON."""
         return self._key("signature-decisions")
 
-    def node(self, name: str) -> str:
-        """STRING with an expiry: a node's last heartbeat (its status as JSON)."""
-        return self._key(f"node:{name}")
+    @property
+    def nodes(self) -> str:
+        """ZSET node name -> its last heartbeat (wall-clock seconds)."""
+        return self._key("nodes")
 
     def limit(self, rule: str, key: str) -> str:
         """STRING with an expiry: the TAT (µs, Redis clock) of one rule's bucket shared by the cluster."""

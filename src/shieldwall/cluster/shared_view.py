@@ -25,6 +25,7 @@ from shieldwall.state.incident_store import Record
 # its end), trimmed by entry ID, which is Redis's clock: 10 s of 80 workers at ~30 KB is ~24 MB.
 STREAM_KEPT_MS: Final = 10_000
 INCIDENT_TTL: Final = 86_400  # seconds the leader's incident records stay for followers to copy
+NODE_GONE: Final = 5.0  # seconds without a heartbeat after which a node no longer counts as alive
 DECISIONS_TTL: Final = 86_400  # seconds operators' signature decisions stay after the last one
 LEASE_MS: Final = 3000  # the leader's lease: another node takes over this long after the leader stops
 STATE_TTL_MS: Final = 5000  # the leader's published state goes stale (and followers decide alone) after
@@ -148,8 +149,12 @@ class SharedView:
                     decisions[key] = decision
         return decisions
 
-    async def nodes(self) -> list[dict[str, Any]]:
-        """The heartbeats of every node seen in the last few seconds."""
-        names = [key async for key in self.client.scan_iter(match=self.keys.node("*"), count=100)]
-        beats = await self.client.mget(names) if names else []
-        return [json.loads(beat) for beat in beats if beat is not None]
+    async def beat(self, now: float) -> list[str]:
+        """This node's heartbeat; the nodes whose heartbeat is at most NODE_GONE old, sorted (heartbeats
+        older than an hour are dropped). `now`: wall-clock seconds (the nodes' clocks agree, by NTP)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.nodes, {self.node: now})
+            pipe.zremrangebyscore(self.keys.nodes, "-inf", now - 3600)
+            pipe.zrangebyscore(self.keys.nodes, now - NODE_GONE, "+inf")
+            *_, names = await pipe.execute()
+        return sorted(name.decode() if isinstance(name, bytes) else str(name) for name in names)

@@ -6,7 +6,7 @@ One asyncio task, never on a request's path. While Redis answers it:
   cluster's whole ban set back and sends whatever of its own the cluster lacks;
 - shares the detector's input: every worker's per-second summary goes into a Redis stream, and the
   cluster's view of the mode is computed from all of them (control/cluster_view.py);
-- prunes ended bans and beats a heartbeat (`{ns}:node:<name>`) other nodes and operators can see.
+- prunes ended bans and beats a heartbeat, from which every node knows which nodes are alive.
 When Redis is lost, the node carries on alone on its own state: its workers keep every ban they had, its
 own detector decides the mode, and the loss is logged once, counted, and shown in the status and metrics
 (`degraded`). The task reconnects with backoff and resynchronises as above.
@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -43,7 +42,6 @@ POLL_FILES_EVERY: Final = 0.25  # seconds between looks at this node's ban files
 SECONDS_EVERY: Final = 0.25  # seconds between exchanges of summaries with the stream (the tick is 1 s)
 HEARTBEAT_EVERY: Final = 1.0  # also the leader's lease renewal, and the state and pins exchange
 SECONDS_QUEUED: Final = 1000  # workers' summaries waiting for Redis at most (older ones are dropped)
-HEARTBEAT_TTL_MS: Final = 5000
 PRUNE_EVERY: Final = 10.0
 BACKOFF_FIRST: Final = 0.5
 BACKOFF_MAX: Final = 5.0
@@ -61,6 +59,7 @@ class LinkStatus:
     bans_published: int = 0
     bans_received: int = 0
     last_error: str = ""
+    nodes: list[str] = field(default_factory=list)  # the nodes alive, by their heartbeats (this one too)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +71,7 @@ class LinkStatus:
             "bans_published": self.bans_published,
             "bans_received": self.bans_received,
             "last_error": self.last_error,
+            "nodes": self.nodes if self.connected else [],
         }
 
 
@@ -158,7 +158,7 @@ class ClusterAgent:
                     await self._share_seconds(shared)
                     next_seconds = now + SECONDS_EVERY
                 if now >= next_beat:
-                    await self._heartbeat(client)
+                    self.status.nodes = await shared.beat(wall)
                     await self._exchange(shared, now, wall)
                     next_beat = now + HEARTBEAT_EVERY
                 if now >= next_prune:
@@ -169,15 +169,13 @@ class ClusterAgent:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _publish(self, redis_bans: ClusterBans) -> None:
-        batch = self.bans.take()
-        if batch is None:
-            return
-        try:
-            await redis_bans.publish(batch)
-        except BaseException:
-            self.bans.give_back(batch)
-            raise
-        self.status.bans_published += len(batch.bans)
+        while (batch := self.bans.take()) is not None:
+            try:
+                await redis_bans.publish(batch)
+            except BaseException:
+                self.bans.give_back(batch)
+                raise
+            self.status.bans_published += len(batch.bans)
 
     async def _hear(self, pubsub: Any) -> None:
         """Wait up to STEP for the other nodes' batches; take every one that arrived."""
@@ -252,10 +250,6 @@ class ClusterAgent:
                 signatures.unpin(signature_id, wall)
             elif action == "reject":
                 signatures.reject(signature_id)
-
-    async def _heartbeat(self, client: aioredis.Redis) -> None:
-        beat = json.dumps({"node": self.status.node, "at": time.time()})
-        await client.set(self.keys.node(self.status.node), beat, px=HEARTBEAT_TTL_MS)
 
     def _up(self) -> None:
         self.status.connected, self.status.since = True, time.time()

@@ -28,6 +28,7 @@ REWRITE_EVERY = 60.0  # seconds: cluster.json is rewritten this often anyway, dr
 # cluster-<N>.json files before they are folded into cluster.json: ~30 s of a ban wave at one segment
 # per agent round; folding rewrites the whole file and makes every worker parse all of it again.
 MAX_SEGMENTS = 600
+BATCH = 500  # bans in one published batch (benchmarks/cluster_bans.py: ~11 ms of script for 500)
 
 
 class NodeBans:
@@ -77,10 +78,12 @@ class NodeBans:
         self.adopt(BanBatch(lifts=[lift]))
 
     def take(self) -> BanBatch | None:
-        """What to publish now (None: nothing); `give_back` it if the publication failed."""
+        """What to publish now, at most BATCH bans (None: nothing); `give_back` it if the publication
+        failed. Redis runs a script to its end before anything else: a ban wave goes out in pieces."""
         if not (self.pending.bans or self.pending.lifts):
             return None
-        batch, self.pending = self.pending, BanBatch()
+        batch = BanBatch(bans=self.pending.bans[:BATCH], lifts=self.pending.lifts)
+        self.pending = BanBatch(bans=self.pending.bans[BATCH:])
         return batch
 
     def give_back(self, batch: BanBatch) -> None:
