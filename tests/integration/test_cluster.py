@@ -192,8 +192,8 @@ def test_a_clearance_cookie_earned_on_one_node_is_good_on_the_others(
     assert len(secrets) == 1, "every node holds the cluster's one secret"
 
 
-DETECTOR = {"attack_rps": 40.0, "hold": 2.0, "warmup": 0}
-PER_NODE_RPS = 25.0  # below attack_rps on every node: only the cluster as a whole is flooded
+DETECTOR = {"attack_rps": 40.0, "min_rps": 40.0, "hold": 2.0, "warmup": 0}
+PER_NODE_RPS = 25.0  # below min_rps on every node: only the cluster as a whole is flooded
 
 
 def paced_flood(shield: procs.ServerProcess, source: str, stop: threading.Event, seconds: float) -> None:
@@ -217,7 +217,10 @@ def mode_of(workdir: Path, name: str) -> str:
 def test_the_cluster_sees_a_flood_no_node_sees_alone_and_keeps_one_incident(
     start_shield, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    nodes = start_cluster(start_shield, redis_server, tmp_path, {"detector": DETECTOR})
+    port = free_port()
+    nodes = start_cluster(start_shield, redis_server, tmp_path, {"detector": DETECTOR}, admin_port=port)
+    nodes["b"].wait_until(lambda: accepts("127.0.0.1", port), 20, "node b's admin listener")
+    admin = Admin(port, (tmp_path / "state-b" / "admin" / "token").read_text().strip())
     stop = threading.Event()
     floods = [
         threading.Thread(target=paced_flood, args=(nodes[name], f"127.0.70.{i}", stop, 25.0))
@@ -228,6 +231,14 @@ def test_the_cluster_sees_a_flood_no_node_sees_alone_and_keeps_one_incident(
     try:
         took = until(lambda: all(mode_of(tmp_path, name) == "under_attack" for name in NODES), 15.0)
         assert took is not None, {name: mode_of(tmp_path, name) for name in NODES}
+        # Node b's operator sees the mode it applies, the cluster's, beside its own traffic's figures.
+        shown = until(lambda: admin.json("GET", "/api/v1/status")["mode"] == "under_attack", 5.0)
+        status = admin.json("GET", "/api/v1/status")
+        assert shown is not None and status["cluster"]["nodes"] == ["a", "b", "c"], status.get("cluster")
+        assert status["now"]["rps"] < DETECTOR["attack_rps"], "the figures are node b's own"
+        assert status["detector"]["mode"] == "normal", "node b's own detector sees no flood"
+        _, _, metrics = admin.call("GET", "/metrics")
+        assert b'shieldwall_mode{mode="under_attack"} 1.0' in metrics
     finally:
         stop.set()
         for thread in floods:

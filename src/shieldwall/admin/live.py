@@ -24,11 +24,12 @@ def status_view(admin: AdminContext) -> dict[str, Any]:
     """The control status snapshot, with each signature's `pinned` flag added (the dashboard's pin
     button), and any non-finite number as null: JSON has no NaN or Infinity."""
     snapshot = admin.control.status.snapshot
-    signatures = admin.control.signatures
+    # With [cluster] the node applies the cluster detector's signatures (admin/operator.py).
+    sets = [loop.signatures for loop in (admin.control, admin.operator.cluster) if loop is not None]
     view = dict(snapshot)
     if "signatures" in snapshot:
         view["signatures"] = [
-            {**entry, "pinned": signatures.is_pinned(str(entry.get("id")))}
+            {**entry, "pinned": any(sset.is_pinned(str(entry.get("id"))) for sset in sets)}
             for entry in snapshot["signatures"]
         ]
     finite: dict[str, Any] = _finite(view)

@@ -177,29 +177,35 @@ class ShieldCollector(Collector):
         info = GaugeMetricFamily("shieldwall_build_info", "The running version.", labels=["version"])
         info.add_metric([__version__], 1)
         yield info
+        # In force: the node's own detector's decision, or with [cluster] the cluster's, which the
+        # status snapshot then holds (control/status.py StatusBook.applied).
+        snapshot = control.status.snapshot
+        clustered = "cluster" in control.status.extra
+        in_force = Mode(snapshot.get("mode", "normal")) if clustered else detector.mode
         mode = GaugeMetricFamily(
             "shieldwall_mode", "1 for the mode in force, 0 for the others.", labels=["mode"]
         )
         for candidate in Mode:
-            mode.add_metric([candidate.value], 1 if detector.mode is candidate else 0)
+            mode.add_metric([candidate.value], 1 if in_force is candidate else 0)
         yield mode
+        pinned = snapshot.get("pinned", False) if clustered else detector.ladder.pinned is not None
         yield GaugeMetricFamily(
-            "shieldwall_mode_pinned",
-            "1 while an operator's pin holds the mode.",
-            value=0 if detector.ladder.pinned is None else 1,
+            "shieldwall_mode_pinned", "1 while an operator's pin holds the mode.", value=1 if pinned else 0
         )
+        incident = snapshot.get("incident") if clustered else detector.incident
         yield GaugeMetricFamily(
-            "shieldwall_incident_open",
-            "1 while an incident is open.",
-            value=0 if detector.incident is None else 1,
+            "shieldwall_incident_open", "1 while an incident is open.", value=0 if incident is None else 1
+        )
+        actions = (
+            [str(entry["action"]) for entry in snapshot.get("signatures", ())]
+            if clustered
+            else [sig.action for sig in control.signatures.active]
         )
         signatures = GaugeMetricFamily(
             "shieldwall_signatures_active", "Attack signatures in force, by action.", labels=["action"]
         )
         for action in ("block", "challenge"):
-            signatures.add_metric(
-                [action], sum(1 for sig in control.signatures.active if sig.action == action)
-            )
+            signatures.add_metric([action], actions.count(action))
         yield signatures
         yield GaugeMetricFamily(
             "shieldwall_detector_baseline_ready",
@@ -219,7 +225,6 @@ class ShieldCollector(Collector):
                 value=firewall["elements"],
             )
         yield from _cluster_link(control.status.extra.get("cluster"))
-        snapshot = control.status.snapshot
         now: Mapping[str, Any] = snapshot.get("now", {})
         origin: Mapping[str, Any] = now.get("origin", {})
         for name, help_text, value in (

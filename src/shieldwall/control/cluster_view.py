@@ -54,7 +54,7 @@ class ClusterView:
         self.outbox_state: dict[str, Any] | None = None  # the leader's state, for the agent to publish
         self.outbox_records: list[Record] = []  # the leader's incident records, for the agent to publish
         self.mirrored: dict[str, str] = {}  # id -> version copied (follower) or published (leader)
-        self._applied: ControlState | None = None
+        self.applied: ControlState | None = None  # what the node applies now (the status shows it)
 
     @property
     def leading(self) -> bool:
@@ -79,8 +79,8 @@ class ClusterView:
         return self._apply(state, Tick(None))
 
     def _apply(self, state: ControlState, tick: Tick) -> Tick:
-        before = self._applied
-        self._applied = state
+        before = self.applied
+        self.applied = state
         changed = before is None or (before.mode, before.pinned, before.incident, before.signatures) != (
             state.mode,
             state.pinned,
@@ -109,7 +109,7 @@ class ClusterView:
                 self.mirrored[incident_id] = version(record)
                 self.outbox_records.append(record)
         latest = dict(list(self.mirrored.items())[-INCIDENTS_SHOWN:])
-        state = self._applied or self.loop.state
+        state = self.applied or self.loop.state
         self.outbox_state = {"node": self.node, "state": state.to_json().decode(), "incidents": latest}
 
     def adopt_leader_state(self, document: dict[str, Any], now: float) -> None:

@@ -104,6 +104,8 @@ async def _serve(settings: Settings, telemetry: socket.socket) -> None:
         if agent is not None and view is not None:
             tick = view.tick(tick, control.state, now, now_wall)
             control.status.extra["cluster"] = {**agent.status.to_json(), **view.describe()}
+            if view.applied is not None:
+                control.status.applied(view.applied)
             facts = view.loop.facts if view.leading else facts
         alerter.observe(tick.events, tick.closed, now)
         last_saved = _write(state_dir, tick, facts, now, last_saved)

@@ -18,11 +18,14 @@ one shape, so they always agree.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from shieldwall.detector.counters import Outcome, Second
 from shieldwall.detector.detector import Detector
 from shieldwall.detector.signatures import Signature
+
+if TYPE_CHECKING:
+    from shieldwall.control.state import ControlState
 
 VERSION: Final = 1
 HISTORY: Final = 300  # seconds of history in each snapshot (five minutes at one point a second)
@@ -82,19 +85,35 @@ class StatusBook:
                 name: [[key, count] for key, count, _ in summary.entries[:TOP]]
                 for name, summary in second.top.items()
             },
-            "signatures": [
-                {
-                    "id": sig.id,
-                    "action": sig.action,
-                    "description": sig.describe(),
-                    "coverage": sig.coverage,
-                    "collateral": sig.collateral,
-                    "expires": sig.expires,
-                }
-                for sig in signatures
-            ],
+            "signatures": _signature_entries(signatures),
             "stats": dict(second.stats),
             "history": [list(point) for point in self.history],
             **self.extra,
         }
         return self.snapshot
+
+    def applied(self, state: ControlState) -> None:
+        """With `[cluster]`: what the node applies (the cluster's mode, pin, incident and signatures)
+        replaces its own detector's in the snapshot and the last history row; the figures stay the
+        node's own."""
+        snapshot = self.snapshot
+        snapshot["mode"], snapshot["pinned"] = state.mode.value, state.pinned
+        snapshot["incident"] = state.incident
+        snapshot["signatures"] = _signature_entries(state.signatures)
+        if self.history:
+            self.history[-1] = (*self.history[-1][:4], state.mode.value)
+            snapshot["history"] = [list(point) for point in self.history]
+
+
+def _signature_entries(signatures: tuple[Signature, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": sig.id,
+            "action": sig.action,
+            "description": sig.describe(),
+            "coverage": sig.coverage,
+            "collateral": sig.collateral,
+            "expires": sig.expires,
+        }
+        for sig in signatures
+    ]

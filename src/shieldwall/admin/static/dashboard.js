@@ -300,6 +300,15 @@
     const incident = $("incident");
     incident.hidden = !snapshot.incident;
     incident.textContent = snapshot.incident ? `incident ${snapshot.incident}` : "";
+    // With [cluster]: the mode above is the cluster's; the figures below are this node's own.
+    const cluster = snapshot.cluster;
+    const clusterTag = $("cluster");
+    clusterTag.hidden = !cluster;
+    if (cluster) {
+      clusterTag.textContent = cluster.degraded
+        ? `node ${cluster.node}: Redis lost, protecting alone`
+        : `node ${cluster.node}: ${cluster.role} of ${cluster.nodes.length}`;
+    }
     document.title = `${MODE_WORDS[mode] || mode} · shieldwall`;
 
     $("fig-rps").textContent = rate(now.rps);
