@@ -79,10 +79,16 @@ def test_after_a_reconnect_what_the_cluster_lacks_is_sent_again(tmp_path: Path) 
     ban_store.save(tmp_path, ban_store.worker_writer(0), [ban("192.0.2.8", now + 300, now)])
     node.poll(now)
     assert node.take() is not None
+    manual_bans.add(tmp_path, ban("198.51.100.1", now + 600, now, "manual"), NetworkSet(()))
+    ban_store.save(tmp_path, ban_store.worker_writer(1), [ban("198.51.100.2", now + 300, now)])
+    manual_bans.remove(tmp_path, "198.51.100.2", now)  # a lift, kept in manual.json
+    node.poll(now)
+    assert node.take() is not None
     node.adopt(BanBatch(), replace=True)  # Redis came back empty
     node.poll(now, force=True)
     again = node.take()
-    assert again is not None and [b.target for b in again.bans] == ["192.0.2.8"]
+    assert again is not None and {b.target for b in again.bans} == {"192.0.2.8", "198.51.100.1"}
+    assert [lift.target for lift in again.lifts] == ["198.51.100.2"], "the operator's lift too"
 
 
 def feed(loop: ControlLoop, at: float, rng: random.Random, flood: int) -> None:

@@ -94,7 +94,7 @@ class NodeBans:
         """Take the cluster's bans and lifts: one node's batch, or (`replace`) the whole set."""
         if replace:
             self.cluster, self.lifts = {}, {}
-            self._sent = {}
+            self._sent, self._lifts_sent = {}, set()
             self._stamp = None  # after a reconnect, everything of ours the cluster lacks is sent again
             self._whole = True
         for lift in batch.lifts:
