@@ -25,6 +25,8 @@ from shieldwall.limiter.cluster_tally import ClusterTally, Reconciler
 
 log = logging.getLogger("shieldwall.cluster")
 
+BUG_PAUSE = 10.0  # seconds before syncing again after an unexpected error (at most one log line each)
+
 
 class ClusterLimits:
     """The reconciliation of one worker's cluster-scoped limits with Redis."""
@@ -94,11 +96,11 @@ class ClusterLimits:
 
     async def _run(self) -> None:
         interval = self.cluster.sync_interval
-        try:
-            while True:
-                started = self.clock.monotonic()
+        while True:
+            started = self.clock.monotonic()
+            try:
                 await self.sync()
-                await asyncio.sleep(max(0.0, started + interval - self.clock.monotonic()))
-        except Exception:
-            # A bug, not Redis: say so; the worker goes on with its own buckets.
-            log.exception("worker %d: the cluster limits stopped syncing", self.worker_id)
+            except Exception:  # a bug, not Redis: say so, go on with the worker's own buckets, try again
+                log.exception("worker %d: a sync of the cluster limits failed", self.worker_id)
+                started += BUG_PAUSE
+            await asyncio.sleep(max(0.0, started + interval - self.clock.monotonic()))
