@@ -6,7 +6,9 @@ the fault tests want: a Redis that comes back without what the shields wrote bef
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +53,15 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1.0, socket_connect_timeout=1.0)
 
+    def pause(self) -> None:
+        """SIGSTOP (by PID): Redis hangs, connections open and silent, the nastiest way to lose it."""
+        assert self.child is not None
+        os.kill(self.child.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.child is not None
+        os.kill(self.child.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL (by PID): Redis dies as in a crash, with no chance to say goodbye to its clients."""
         if self.child is not None:
@@ -61,6 +72,7 @@ class RedisServer:
     def stop(self) -> None:
         """SIGTERM (by PID), as an operator's restart would; `start` again reuses the port."""
         if self.child is not None:
+            os.kill(self.child.pid, signal.SIGCONT)  # a paused server could not take its SIGTERM
             self.child.stop()
             self.child = None
 

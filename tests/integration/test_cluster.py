@@ -321,3 +321,52 @@ def test_redis_lost_mid_traffic_costs_no_legitimate_request_and_is_caught_up_aft
     assert served > 100
     log = (tmp_path / f"{nodes['b'].name}.stderr").read_text()
     assert "lost the cluster's Redis" in log and log.count("connected to the cluster's Redis") >= 2
+
+
+def test_a_hung_redis_delays_no_request(start_shield, redis_server: RedisServer, tmp_path: Path) -> None:
+    """Redis stopped dead (SIGSTOP: connections open, no answer) while visitors come: every request is
+    answered, and none waits for Redis (the nodes' cluster limits and links time out in the background)."""
+    extra = {
+        "rules": [
+            {
+                "name": "everyone",
+                "action": "limit",
+                "match": {"path_prefix": "/"},
+                "limit": {"rate": 10_000.0, "burst": 1000, "per": "ip", "scope": "cluster"},
+            }
+        ],
+    }
+    nodes = start_cluster(start_shield, redis_server, tmp_path, extra)
+    slowest, failures, served = 0.0, [], 0
+    with contextlib.ExitStack() as stack:
+        conns = {name: stack.enter_context(connect_from("127.0.0.95", nodes[name])) for name in NODES}
+        paused_at = time.monotonic() + 1.0
+        resumed = False
+        deadline = time.monotonic() + 6.0
+        redis_paused = False
+        while time.monotonic() < deadline:  # bounded: 6 s, ~20 requests/s to each node
+            now = time.monotonic()
+            if not redis_paused and now >= paused_at:
+                redis_server.pause()
+                redis_paused = True
+            if redis_paused and not resumed and now >= paused_at + 3.0:
+                redis_server.resume()
+                resumed = True
+            for name, conn in conns.items():
+                started = time.monotonic()
+                status = conn.request("GET", "/hello").status
+                slowest = max(slowest, time.monotonic() - started)
+                if status == 200:
+                    served += 1
+                else:
+                    failures.append(f"node {name}: {status}")
+            time.sleep(0.05)
+        if not resumed:
+            redis_server.resume()
+    print(f"hung Redis: {served} requests served, the slowest in {slowest * 1000:.1f} ms")
+    assert not failures, failures[:10]
+    assert served > 200
+    assert slowest < 0.25, f"a request waited {slowest:.2f} s: something on the request path waited for Redis"
+    logs = [(tmp_path / f"{nodes[name].name}.stderr").read_text() for name in NODES]
+    assert any("Redis unreachable for the cluster limits" in log for log in logs), "the hang was felt"
+    assert any("lost the cluster's Redis" in log for log in logs)
