@@ -109,7 +109,7 @@ class Node:
         feed(self.view.loop, self.now, self.rng, flood if cluster_flood is None else cluster_flood)
         self.now += 1.0
         local = self.local.tick(self.now, WALL0 + self.now)
-        return self.view.tick(local, self.local.state, self.now, WALL0 + self.now)
+        return self.view.tick(local, self.local.state, self.local.facts, self.now, WALL0 + self.now)
 
 
 def test_the_leader_applies_and_keeps_the_clusters_incident_and_the_degraded_node_its_own(
@@ -188,3 +188,27 @@ def test_a_ban_wave_goes_out_in_batches(tmp_path: Path) -> None:
     first, second = node.take(), node.take()
     assert first is not None and second is not None and node.take() is None
     assert (len(first.bans), len(second.bans)) == (BATCH, 10)
+
+
+def test_a_follower_starts_its_own_facts_afresh_when_an_incident_it_does_not_keep_closes(
+    tmp_path: Path,
+) -> None:
+    node = Node(tmp_path, "b")
+    node.view.connected, node.view.leader = True, "a"
+    for _ in range(30):
+        node.second()
+    for _ in range(10):
+        node.second(flood=1500)  # node b's own detector opens an incident of its own
+    incident = node.local.detector.incident
+    assert incident is not None
+    assert node.local.facts.facts(incident, tmp_path, WALL0 + node.now).top.user_agents, "facts gathered"
+    closed = False
+    for _ in range(90):
+        tick = node.second()
+        assert tick.open is None and not tick.closed, "a follower keeps no incident of its own"
+        closed = closed or node.local.detector.incident is None
+        if closed:
+            break
+    assert closed, "node b's own detector closed its incident"
+    fresh = node.local.facts.facts(incident, tmp_path, WALL0 + node.now)
+    assert fresh.top.fingerprints == () and fresh.top.user_agents == (), "the book started afresh"

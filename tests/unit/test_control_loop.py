@@ -8,8 +8,10 @@ import json
 import logging
 import random
 import time
+from pathlib import Path
 
 from shieldwall.config.detector_schema import Detector
+from shieldwall.control import incident_facts
 from shieldwall.control.loop import ControlLoop
 from shieldwall.control.process import _prune
 from shieldwall.control.state import ControlState, Pin
@@ -265,3 +267,26 @@ def test_the_status_names_the_route_classes() -> None:
     loop.receive(counters.snapshot_and_reset(101.0).to_bytes())
     loop.tick(101.0, WALL0 + 101)
     assert loop.status.snapshot["now"]["by_route"] == {"other": 1.0, "/search": 2.0}
+
+
+def test_the_fingerprints_an_incident_counts_are_bounded(monkeypatch) -> None:
+    """A flood that randomises its header order must not grow the report's book without end."""
+    monkeypatch.setattr(incident_facts, "FINGERPRINTS_KEPT", 3)
+    sim = Simulation()
+    sim.run(40)
+    sim.run(5, flood=1500)
+    incident = sim.loop.detector.incident
+    assert incident is not None
+    rng = random.Random(5)
+    for n in range(10):
+        counters = SecondCounters(0, sim.now, rng=rng)
+        for i in range(20):
+            counters.request(0, Outcome.ALLOW)
+            vector = Features("GET", "h", "/", "", BOT, f"order-{n}-{i}", "en", "203.0.113.0/24")
+            if counters.sample.wants():
+                counters.sample.put(tuple(getattr(vector, name) for name in FEATURE_NAMES))
+        sim.loop.receive(counters.snapshot_and_reset(sim.now + 1.0).to_bytes())
+        sim.now += 1.0
+        sim.loop.tick(sim.now, WALL0 + sim.now)
+    kept = sim.loop.facts.facts(incident, Path("/nonexistent"), WALL0 + sim.now).top.fingerprints
+    assert 0 < len(kept) <= 3 and "a1b2c3d4" in {entry.value for entry in kept}

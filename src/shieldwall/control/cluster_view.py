@@ -25,6 +25,7 @@ import logging
 from pathlib import Path
 from typing import Any, Final
 
+from shieldwall.control.incident_facts import FactsBook
 from shieldwall.control.loop import ControlLoop, Tick
 from shieldwall.control.state import ControlState, Pin
 from shieldwall.state.incident_store import IncidentStoreError, Record, shared
@@ -64,12 +65,18 @@ class ClusterView:
         """An operator's pin (made on any node): the cluster detector takes it too."""
         self.loop.pin(pin, now, now_wall)
 
-    def tick(self, local: Tick, local_state: ControlState, now: float, now_wall: float) -> Tick:
-        """The Tick the process acts on (writes its state, logs and saves its events and incidents)."""
+    def tick(
+        self, local: Tick, local_state: ControlState, local_facts: FactsBook, now: float, now_wall: float
+    ) -> Tick:
+        """The Tick the process acts on (writes its state, logs and saves its events and incidents).
+        `local_facts`: the node's own detector's, which start afresh when an incident it did not keep
+        closes."""
         cluster = self.loop.tick(now, now_wall)
         if not self.connected:
             self.source = "local"
             return self._apply(local_state, local)
+        if local.closed:
+            local_facts.discard()
         if self.leading:
             self.source = "cluster"
             return self._apply(self.loop.state, cluster)

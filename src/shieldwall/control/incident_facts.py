@@ -31,6 +31,9 @@ from shieldwall.state import ban_store
 
 _HEADER_ORDER: Final = FEATURE_NAMES.index("header_order")
 TOP_KEPT: Final = 256  # heavy hitters kept per dimension over the whole incident
+# Header-order fingerprints counted per incident: a flood that randomises its header order must not grow
+# the book without end; past this many, new fingerprints are left out (the top ones are in by then).
+FINGERPRINTS_KEPT: Final = 4096
 _DIMENSIONS: Final = {"prefix": "prefixes", "user_agent": "user_agents"}
 
 
@@ -76,14 +79,25 @@ class FactsBook:
         self._challenged += second.by_outcome[Outcome.CHALLENGE]
         if second.sample:
             weight = second.sample_seen / len(second.sample)
+            fingerprints = self._fingerprints
             for vector in second.sample:
                 key = vector[_HEADER_ORDER]
-                self._fingerprints[key] = self._fingerprints.get(key, 0.0) + weight
+                count = fingerprints.get(key)
+                if count is not None:
+                    fingerprints[key] = count + weight
+                elif len(fingerprints) < FINGERPRINTS_KEPT:
+                    fingerprints[key] = weight
         for name in _DIMENSIONS:
             part = second.top.get(name)
             if part is not None:
                 kept = self._top.get(name)
                 self._top[name] = part if kept is None else Summary.merge([kept, part], TOP_KEPT)
+
+    def discard(self) -> None:
+        """An incident closed that this book's process does not keep (with [cluster], the leader keeps
+        the cluster's): start afresh, as a save would have."""
+        self._reset()
+        self._before = _Ratio()
 
     def signatures(self, active: tuple[Signature, ...], pinned: set[str], wall: float) -> None:
         for signature in active:

@@ -102,7 +102,7 @@ async def _serve(settings: Settings, telemetry: socket.socket) -> None:
         tick.events[:0] = events
         facts = control.facts
         if agent is not None and view is not None:
-            tick = view.tick(tick, control.state, now, now_wall)
+            tick = view.tick(tick, control.state, control.facts, now, now_wall)
             control.status.extra["cluster"] = {**agent.status.to_json(), **view.describe()}
             if view.applied is not None:
                 control.status.applied(view.applied)
