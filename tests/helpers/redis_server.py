@@ -72,7 +72,8 @@ class RedisServer:
     def stop(self) -> None:
         """SIGTERM (by PID), as an operator's restart would; `start` again reuses the port."""
         if self.child is not None:
-            os.kill(self.child.pid, signal.SIGCONT)  # a paused server could not take its SIGTERM
+            if self.child.popen.poll() is None:  # a paused server could not take its SIGTERM
+                os.kill(self.child.pid, signal.SIGCONT)
             self.child.stop()
             self.child = None
 
