@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-TEST_DEBS  := slowhttptest chromium nodejs nginx redis-server nftables
+TEST_DEBS  := slowhttptest chromium nodejs nginx redis-server nftables iproute2
 BENCH_DEBS := nginx wrk
 
 .PHONY: demo test lint bench venv clean
