@@ -80,8 +80,9 @@ def export_group() -> None:
 def export_bans(
     fmt: str, output: Path | None, destinations: tuple[Network, ...], config_path: Path | None
 ) -> None:
-    """Write the active bans (the operator's and the workers') in another tool's format. Bans that
-    overlap bans.allowlist are left out. docs/firewall.md says how to load each format."""
+    """Write the active bans (the operator's, the workers', with [cluster] the other nodes') in another
+    tool's format. Bans that overlap bans.allowlist are left out. docs/firewall.md says how to load each
+    format."""
     if destinations and fmt != "flowspec":
         raise click.UsageError("--destination is for --format flowspec only")
     settings = load_settings(config_path)
