@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -78,11 +79,13 @@ def sentinel(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
         except redis.RedisError:
             return False
 
-    child.wait_until(knows_the_master, 10.0, "the sentinel monitoring the master")
+    try:
+        child.wait_until(knows_the_master, 10.0, "the sentinel monitoring the master")
+    finally:
+        probe.close()  # the test counts the sentinel's clients: none of the fixture's stays
     try:
         yield f"redis+sentinel://127.0.0.1:{port}/mymaster/0"
     finally:
-        probe.close()
         child.stop()
 
 
@@ -91,6 +94,10 @@ def test_through_redis_sentinel(sentinel: str, tmp_path: Path) -> None:
     path = tmp_path / "secret.json"
     secret_keys.load_or_create(path)
     assert "is now the cluster's" in share_secret(Cluster(redis=sentinel, namespace="topo"), path)
+    port = urlsplit(sentinel).port
+    with redis.Redis(host="127.0.0.1", port=port, socket_timeout=1.0) as probe:
+        clients = probe.execute_command("CLIENT", "LIST").decode().strip().splitlines()
+    assert len(clients) == 1, f"the supervisor's client left connections to the sentinel: {clients}"
 
 
 @pytest.fixture

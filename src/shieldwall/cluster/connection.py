@@ -9,7 +9,9 @@ and the Lua scripts may touch several at once.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -26,16 +28,16 @@ CLUSTER = "redis+cluster"
 
 
 def async_client(url: str, timeout: float) -> aioredis.Redis:
-    """A client for the control process's and the workers' event loops."""
-    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-    parts = urlsplit(url)
-    if parts.scheme == SENTINEL:
+    """A client for the control process's and the workers' event loops; close it with `aclose`."""
+    options = _options(timeout)
+    scheme = urlsplit(url).scheme
+    if scheme == SENTINEL:
         hosts, service, db, password = _sentinel(url)
         sentinel = AsyncSentinel(hosts, **options)  # type: ignore[no-untyped-call]
         client: aioredis.Redis = sentinel.master_for(service, db=db, password=password, **options)
         _SENTINELS[client] = sentinel
         return client
-    if parts.scheme == CLUSTER:
+    if scheme == CLUSTER:
         return AsyncRedisCluster.from_url(_as_redis(url), **options)  # type: ignore[return-value]
     return aioredis.from_url(url, **options)
 
@@ -50,20 +52,34 @@ async def aclose(client: aioredis.Redis) -> None:
             await connection.aclose()
 
 
-def sync_client(url: str, timeout: float) -> redis.Redis:
-    """A blocking client, for the supervisor before it forks and for the CLI."""
-    options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-    parts = urlsplit(url)
-    if parts.scheme == SENTINEL:
+@contextlib.contextmanager
+def sync_client(url: str, timeout: float) -> Iterator[redis.Redis]:
+    """A blocking client for the supervisor before it forks (cluster/secret.py), closed when the block
+    ends, its sentinels' connections too: the workers forked next must not inherit them."""
+    options = _options(timeout)
+    scheme = urlsplit(url).scheme
+    sentinel: Sentinel | None = None
+    if scheme == SENTINEL:
         hosts, service, db, password = _sentinel(url)
         sentinel = Sentinel(hosts, **options)  # type: ignore[no-untyped-call]
-        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
             service, db=db, password=password, **options
         )
-        return master
-    if parts.scheme == CLUSTER:
-        return RedisCluster.from_url(_as_redis(url), **options)  # type: ignore[return-value]
-    return redis.Redis.from_url(url, **options)
+    elif scheme == CLUSTER:
+        client = RedisCluster.from_url(_as_redis(url), **options)  # type: ignore[assignment]
+    else:
+        client = redis.Redis.from_url(url, **options)
+    try:
+        yield client
+    finally:
+        client.close()
+        for connection in sentinel.sentinels if sentinel is not None else ():
+            connection.close()
+
+
+def _options(timeout: float) -> dict[str, Any]:
+    """Every command, and every connection attempt, bounded by `timeout`."""
+    return {"socket_timeout": timeout, "socket_connect_timeout": timeout}
 
 
 def _as_redis(url: str) -> str:

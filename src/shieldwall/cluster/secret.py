@@ -27,8 +27,7 @@ def share_secret(cluster: Cluster, path: Path) -> str:
     key = Keys(cluster.namespace).secret
     local = keys.load(path)
     try:
-        client = sync_client(cluster.redis, cluster.timeout)
-        try:
+        with sync_client(cluster.redis, cluster.timeout) as client:
             created = client.set(key, keys.encode(local), nx=True)
             stored = client.get(key)
             shared = keys.decode(stored) if isinstance(stored, bytes) else None
@@ -36,8 +35,6 @@ def share_secret(cluster: Cluster, path: Path) -> str:
                 if not created:
                     client.set(key, keys.encode(local))
                 return f"challenge secret: this node's generation {local.generation} is now the cluster's"
-        finally:
-            client.close()
     except (RedisError, OSError) as exc:
         return (
             f"challenge secret: cannot reach the cluster's Redis ({exc}); this node keeps its own, and "
