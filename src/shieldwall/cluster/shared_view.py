@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -37,14 +37,6 @@ local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return holder
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """One worker's second as another node sent it, already on this node's monotonic clock."""
-
-    node: str
-    second: WorkerSecond
 
 
 def translate(second: WorkerSecond, sender_offset: float, own_offset: float) -> WorkerSecond:
@@ -78,15 +70,18 @@ class SharedView:
                 (newest.decode() if isinstance(newest, bytes) else str(newest)).split("-")[0]
             )
 
-    async def read_seconds(self, own_offset: float, count: int = 1000) -> tuple[list[Summary], list[str]]:
-        """Every summary added since the last read (this node's own too); and problems with damaged ones."""
+    async def read_seconds(
+        self, own_offset: float, count: int = 1000
+    ) -> tuple[list[WorkerSecond], list[str]]:
+        """Every summary added since the last read (this node's own too), on this node's clock; and
+        problems with damaged ones. (Each entry also names its node, for an operator's XRANGE.)"""
         client: Any = self.client  # redis-py's stream replies are typed loosely: they are parsed here
         if self.last_id == "$":  # the first read only learns where the stream ends
             newest = await client.xrevrange(self.keys.seconds, count=1)
             self.last_id = newest[0][0].decode() if newest else "0-0"
             return [], []
         replies = await client.xread({self.keys.seconds: self.last_id}, count=count)
-        summaries: list[Summary] = []
+        summaries: list[WorkerSecond] = []
         problems: list[str] = []
         for _stream, entries in replies or ():
             for entry_id, fields in entries:
@@ -94,7 +89,7 @@ class SharedView:
                 try:
                     second = WorkerSecond.from_bytes(fields[b"data"])
                     offset = float(fields[b"offset"])
-                    summaries.append(Summary(fields[b"node"].decode(), translate(second, offset, own_offset)))
+                    summaries.append(translate(second, offset, own_offset))
                 except (KeyError, ValueError, TypeError) as exc:
                     problems.append(f"a damaged summary in the stream: {exc}")
         return summaries, problems

@@ -197,8 +197,8 @@ class ClusterAgent:
         summaries, problems = await shared.read_seconds(_offset())
         for problem in problems:
             log.warning("%s", problem)
-        for summary in summaries:
-            self.view.loop.take(summary.second)
+        for second in summaries:
+            self.view.loop.take(second)
 
     async def _exchange(self, shared: SharedView, now: float, wall: float) -> None:
         """Once a second: the leader's lease, the leader's state and incidents, and operators' pins."""
