@@ -12,6 +12,7 @@ from benchmarks.scenarios import Scenario
 from benchmarks.wrk import WrkResult
 
 NGINX, SHIELDWALL = "nginx", "shieldwall"
+BARE = "bare uvloop+httptools"  # benchmarks.bare_proxy: the stack without shieldwall's features
 # Others' use of the proxy CPU, as a share of the proxy's own CPU time, worth a warning: the per-CPU
 # counter is tick-sampled and disagrees with the exact per-process ones by a few percent either way.
 OTHER_WORK_WARNING = 0.10
@@ -80,13 +81,16 @@ class Row:
 
 
 def ratio_cell(row: Row, baseline: Row | None) -> tuple[str, str]:
-    """(ratio to nginx, target verdict) for a shieldwall row; blanks for nginx's own rows."""
+    """(ratio to nginx, target verdict) for a shieldwall or bare row; blanks for nginx's own rows. The
+    bare proxy's verdict says whether the stack by itself, with no feature at all, is within the target."""
     if row.proxy == NGINX or baseline is None:
         return "", ""
     ratio = row.cpu_us / baseline.cpu_us
     target = row.scenario.target_ratio
-    verdict = "" if target is None else f"≤ {target:g}: {'met' if ratio <= target else 'NOT met'}"
-    return f"{ratio:.2f}", verdict
+    if target is None:
+        return f"{ratio:.2f}", ""
+    verdict = f"≤ {target:g}: {'met' if ratio <= target else 'NOT met'}"
+    return f"{ratio:.2f}", f"{verdict} (floor)" if row.proxy == BARE else verdict
 
 
 def format_table(rows: list[Row], runs: int) -> str:
@@ -108,9 +112,24 @@ def format_table(rows: list[Row], runs: int) -> str:
         )
     lines.append(_rss_line(rows))
     notes = [f"Medians of {runs} runs. (!) marks a row with a problem listed below."]
+    notes += _floor_lines(rows)
     for row in rows:
         notes += [f"- {row.scenario.key} / {row.proxy}: {p}" for p in row.problems]
     return header + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+
+
+def _floor_lines(rows: list[Row]) -> list[str]:
+    """What shieldwall's features cost over the bare stack, per scenario that ran the bare proxy."""
+    by_key = {(row.scenario.key, row.proxy): row for row in rows}
+    lines = []
+    for row in rows:
+        shield = by_key.get((row.scenario.key, SHIELDWALL))
+        if row.proxy == BARE and shield is not None:
+            lines.append(
+                f"- {row.scenario.key}: shieldwall {shield.cpu_us / row.cpu_us:.2f}x the bare proxy "
+                f"({shield.cpu_us - row.cpu_us:+.1f} µs/request for every feature)"
+            )
+    return lines
 
 
 def _rss_line(rows: list[Row]) -> str:

@@ -27,7 +27,7 @@ from benchmarks.procstat import (
     cpu_time_between,
     peak_rss_kib,
 )
-from benchmarks.report import NGINX, SHIELDWALL, Row, Sample, format_table
+from benchmarks.report import BARE, NGINX, SHIELDWALL, Row, Sample, format_table
 from benchmarks.scenarios import SCENARIOS, Scenario, answer_and_keepalive, problems
 from benchmarks.servers import Server, Servers
 from benchmarks.wrk import run_wrk, write_done_hook, wrk_command
@@ -65,6 +65,8 @@ def run_scenario(
             proxy_cpu, origin_port=origin_port, access_log=log, rate_limited=limited
         ),
     }
+    if args.floor and not log:  # the bare proxy writes no access log: no floor for that row
+        proxies[BARE] = servers.bare(proxy_cpu, origin_port=origin_port, rate_limited=limited)
     rows = {name: Row(scenario, name) for name in proxies}
 
     def command(server: Server, duration: float) -> list[str]:
@@ -100,7 +102,7 @@ def run_scenario(
     finally:
         for server in proxies.values():
             servers.stop(server)
-    return [rows[NGINX], rows[SHIELDWALL]]
+    return list(rows.values())
 
 
 def _progress(message: str) -> None:
@@ -118,6 +120,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument(
         "--only", choices=[s.key for s in SCENARIOS], action="append", help="run only these scenarios"
+    )
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="leave out the bare uvloop+httptools proxy (benchmarks.bare_proxy), the stack's floor",
     )
     args = parser.parse_args(argv)
     if not 0 < args.duration <= 60 or not 0 < args.runs <= 10:

@@ -136,6 +136,22 @@ class Servers:
         argv = [sys.executable, "-m", "shieldwall", "run", "--config", str(conf), "--workers", "1"]
         return self.start("shieldwall", argv, port, cpu)
 
+    def bare(self, cpu: int, *, origin_port: int, rate_limited: bool) -> Server:
+        """The floor of the stack: benchmarks.bare_proxy, uvloop + httptools and nothing else."""
+        port = free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.bare_proxy",
+            "--listen",
+            str(port),
+            "--upstream",
+            str(origin_port),
+        ]
+        if rate_limited:
+            argv += ["--limit-rps", "1"]
+        return self.start("bare", argv, port, cpu)
+
     def stop(self, server: Server) -> None:
         """Stop `server` (see Child.stop) and forget it."""
         if server in self.live:
