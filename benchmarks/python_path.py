@@ -1,11 +1,14 @@
-"""Pure-Python cost of one proxied keep-alive request, or of one 429, without sockets or the kernel.
+"""Pure-Python cost of one proxied keep-alive request, one 429, or one connection, without sockets.
 
 Drives the real ClientConnection and UpstreamConnection through recording transports, a browser-like
-request and an nginx-like response, and prints the best of 5 loops. This is the part of `make bench`'s
-CPU per request that shieldwall's own code decides; use it to compare two versions of the hot path.
+request and an nginx-like response, and prints the best of 5 loops. `close` is `make bench`'s new
+connection per request: a connection made, one `Connection: close` request proxied, the connection
+lost. This is the part of `make bench`'s CPU per request that shieldwall's own code decides; use it
+to compare two versions of the hot path.
 `--profile` prints where the time goes instead (cProfile, top 30 by own time).
 
-    .venv/bin/python -m benchmarks.python_path [--scenario proxied|reject] [--requests 50000] [--profile]
+    .venv/bin/python -m benchmarks.python_path [--scenario proxied|reject|close] [--requests 50000]
+                                               [--profile]
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ RESPONSE = (
 )
 # As `make bench`'s 429 row: one client over its per-IP rate, bans off; a rate of one in 1000 s refuses
 # every request the loop sends (at 1/s, one a second would reach the origin and stall the pipeline).
+CLOSE_REQUEST = REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+WHAT = {
+    "proxied": "proxied keep-alive request",
+    "reject": "429 on a keep-alive connection",
+    "close": "connection with one proxied request (Connection: close)",
+}
 REJECT = {
     "limits": {"requests_per_second_per_ip": 0.001, "requests_burst_per_ip": 1},
     "bans": {"enabled": False},
@@ -44,7 +53,7 @@ REJECT = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=("proxied", "reject"), default="proxied")
+    parser.add_argument("--scenario", choices=tuple(WHAT), default="proxied")
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--profile", action="store_true", help="profile one loop instead of timing five")
     args = parser.parse_args()
@@ -75,7 +84,18 @@ def main() -> None:
         client.data_received(REQUEST)
         client_t.written.clear()
 
-    one: Callable[[], None] = proxied if args.scenario == "proxied" else refused
+    listener = client.listener
+
+    def connection() -> None:
+        fresh = ClientConnection(server, listener)
+        transport = FakeTransport()
+        fresh.connection_made(transport)  # type: ignore[arg-type]
+        fresh.data_received(CLOSE_REQUEST)
+        origin.data_received(RESPONSE)
+        fresh.connection_lost(None)
+        origin_t.written.clear()
+
+    one: Callable[[], None] = {"proxied": proxied, "reject": refused, "close": connection}[args.scenario]
     proxied()  # the first request is within the rate (the burst) in either scenario
     assert server.pool.idle == [origin], "the exchange did not complete"
     client.data_received(REQUEST)
@@ -101,10 +121,8 @@ def main() -> None:
                 one()
             best = min(best, (time.perf_counter() - start) / args.requests)
         assert client.transport is not None and not client.transport.is_closing(), "the connection closed"
-        what = (
-            "proxied keep-alive request" if args.scenario == "proxied" else "429 on a keep-alive connection"
-        )
-        print(f"pure-Python path per {what}: {best * 1e6:.2f} µs (best of 5 x {args.requests})")
+        took = f"{best * 1e6:.2f} µs (best of 5 x {args.requests})"
+        print(f"pure-Python path per {WHAT[args.scenario]}: {took}")
     loop.close()
     state.cleanup()
 
