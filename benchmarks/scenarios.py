@@ -46,13 +46,17 @@ def problems(scenario: Scenario, result: WrkResult) -> list[str]:
 
 
 def answer_and_keepalive(port: int) -> tuple[int, bool]:
-    """One GET on a fresh connection: the status, and whether the server left the connection open
-    (a proxy that closes after each 429 makes the rejection scenario pay for a new connection each time)."""
+    """Two GETs on one fresh connection: the second's status (the first may still be within the rate,
+    which a second later refills), and whether the server left the connection open after it (a proxy
+    that closes after each 429 makes the rejection scenario pay for a new connection each time)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
     try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        response.read()
+        for _ in range(2):
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            response.read()
+            if response.will_close:
+                break
         return response.status, not response.will_close
     finally:
         conn.close()
