@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import struct
 from collections.abc import Callable
@@ -10,6 +11,10 @@ from collections.abc import Callable
 import pytest
 from fake_transport import FakeTransport
 from rig import Rig
+
+from shieldwall.dataplane.client import ClientConnection
+from shieldwall.dataplane.exchange import Exchange
+from shieldwall.dataplane.upstream import UpstreamConnection
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -426,3 +431,28 @@ def test_requests_at_the_origin_per_client_are_capped(make_rig: Callable[..., Ri
     r.origin_says(OK, index=0)
     second.data_received(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
     assert not second_t.take().startswith(b"HTTP/1.1 429"), "the slot was released with the answer"
+
+
+def test_closed_connections_are_freed_by_reference_counting_alone(rig: Rig) -> None:
+    """No reference cycle outlives connection_lost (the parser's callbacks and the last exchange point
+    back at their connection): left to the cyclic GC, every closed connection was garbage to collect."""
+
+    def alive(kind: type) -> list[object]:
+        return [o for o in gc.get_objects() if type(o) is kind and o is not rig.client]
+
+    gc.collect()
+    gc.disable()
+    try:
+        conn = rig.connect(FakeTransport())
+        conn.data_received(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        rig.origin_says(OK)
+        assert conn.transport is not None and conn.transport.is_closing()
+        conn.connection_lost(None)
+        del conn
+        assert alive(ClientConnection) == [] and alive(Exchange) == []
+        upstream = rig.server.pool.idle.pop()
+        upstream.connection_lost(None)
+        del upstream
+        assert alive(UpstreamConnection) == []
+    finally:
+        gc.enable()

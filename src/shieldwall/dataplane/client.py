@@ -179,6 +179,12 @@ class ClientConnection(asyncio.Protocol):
         if self.tunnel is not None:
             self.tunnel.close()
             self.tunnel = None
+        # The parser calls back into bound methods of this connection, and the last exchange points back
+        # at it: cut both cycles, so that reference counting frees the connection now. Left to the cyclic
+        # GC, each closed connection was ~25 objects of garbage: `benchmarks.python_path --scenario
+        # close`, 120,000 connections, 2,966 collections taking 631 ms; with the cycles cut, 10 and 3 ms.
+        self._reading = self._last_parsed = None
+        del self.parser  # nothing parses after connection_lost; a stray call fails loudly
 
     def pause_writing(self) -> None:
         self.write_paused_since = self.server.clock.monotonic()

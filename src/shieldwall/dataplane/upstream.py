@@ -79,6 +79,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._closed = True
         self.usable = False
         self.pool.forget(self)
+        del self.parser  # its callbacks are bound to this connection: a cycle (see ClientConnection's)
         ex = self.exchange
         self.exchange = None
         if ex is None or ex.cancelled:
