@@ -9,7 +9,8 @@ yardstick. With `--limit-rps`, a client over one token bucket per IP (burst 1) g
 instead, keeping the connection, as nginx's `limit_req` does.
 
 Only what the benchmark's origin sends is handled (a Content-Length response, no pipelining, no
-bodies upstream): it is not a general proxy.
+bodies upstream): it is not a general proxy. It imports nothing from shieldwall, so that its figure
+is the stack's alone.
 """
 
 from __future__ import annotations
