@@ -181,7 +181,7 @@ class ClientConnection(asyncio.Protocol):
             self.tunnel = None
         # The parser calls back into bound methods of this connection, and the last exchange points back
         # at it: cut both cycles, so that reference counting frees the connection now. Left to the cyclic
-        # GC, each closed connection was ~25 objects of garbage: `benchmarks.python_path --scenario
+        # GC, each closed connection was ~29 objects of garbage: `benchmarks.python_path --scenario
         # close`, 120,000 connections, 2,966 collections taking 631 ms; with the cycles cut, 10 and 3 ms.
         self._reading = self._last_parsed = None
         del self.parser  # nothing parses after connection_lost; a stray call fails loudly
